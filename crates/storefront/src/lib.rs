@@ -1,0 +1,1 @@
+//! The storefront: the e-commerce service the platform protects.
