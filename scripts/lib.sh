@@ -66,6 +66,8 @@ start_moto() {
 start_mariadb() {
   local dir="$1/mariadb" port; port=$(free_port)
   mkdir -p "$dir/data"
+  # mariadbd drops to the mysql user, which must be able to reach its files (mktemp makes 0700 folders).
+  chmod 755 "$1"
   chown -R mysql:mysql "$dir" 2>/dev/null || true
   cat >"$dir/my.cnf" <<CNF
 [mariadbd]
@@ -90,6 +92,11 @@ CNF
     mariadb --socket="$dir/mysqld.sock" -uroot -e 'select 1' >/dev/null 2>&1 && break
     sleep 0.1
   done
+  if ((i == 300)); then
+    echo "MariaDB did not start; its log:" >&2
+    cat "$dir/error.log" >&2
+    return 1
+  fi
   mariadb --socket="$dir/mysqld.sock" -uroot -e "CREATE USER IF NOT EXISTS 'lifeboat'@'127.0.0.1' IDENTIFIED BY 'lifeboat'; GRANT ALL ON *.* TO 'lifeboat'@'127.0.0.1' WITH GRANT OPTION;"
   export LIFEBOAT_TEST_MYSQL_URL="mysql://lifeboat:lifeboat@127.0.0.1:$port"
   say "MariaDB on 127.0.0.1:$port"
