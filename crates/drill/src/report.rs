@@ -1,0 +1,169 @@
+//! `report.json`: the drill's verdict and every figure behind it. The shape is read by CI and by people's own
+//! tooling, so fields are only ever added.
+
+use crate::metrics::{Gap, Timeline};
+use crate::scenario::{Replication, Scenario};
+use crate::verify::Fence;
+use serde::{Deserialize, Serialize};
+
+/// How many keys of each failed check are listed in the report (the counts are always complete).
+pub const LISTED_KEYS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: Scenario,
+    /// `pass` when nothing acknowledged was lost or duplicated and no write was accepted after the fence.
+    pub verdict: Verdict,
+    pub replication: Replication,
+    pub load: Load,
+    /// Whether the DR automation was allowed to fail over on its own (drills of faults turn it on: running a
+    /// drill is the explicit human decision automatic failover otherwise needs).
+    pub automatic_failover_allowed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub primary_before: String,
+    pub primary_after: Option<String>,
+    pub epoch_before: u64,
+    pub epoch_after: Option<u64>,
+
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub duplicates: usize,
+    pub lines_mismatched: usize,
+    pub writes_accepted_after_fence: usize,
+    /// Fault injected → DR automation detected it. `null` for the planned scenario (nothing to detect).
+    pub detection_s: Option<f64>,
+    /// Last front-door success before the disruption → first success after it. `null` if service did not
+    /// come back while the load ran.
+    pub rto_s: Option<f64>,
+    /// Total time the front door acknowledged no write while load was offered (gaps over 250 ms).
+    pub write_unavailable_s: f64,
+
+    pub attempts_failed: usize,
+    pub checkouts_abandoned: usize,
+    pub acknowledged_by_region: Vec<(String, usize)>,
+    pub acknowledged_inside_region: usize,
+    /// When the fence was raised / the demoted region's lease ran out, and the epoch from then on.
+    pub fence: Option<Fence>,
+    pub fault: Marker,
+    pub detection: Option<Marker>,
+    pub runbooks: Vec<RunbookRun>,
+    pub unavailable_gaps: Vec<Gap>,
+    pub lost_keys: Vec<String>,
+    pub duplicate_keys: Vec<String>,
+    pub lines_mismatched_keys: Vec<String>,
+    pub after_fence_keys: Vec<String>,
+    pub targets: Vec<Target>,
+    /// What the operator should know: expected losses under async replication, steps that failed, ...
+    pub notes: Vec<String>,
+    pub timeline: Timeline,
+    pub ledger_file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    pub rate_per_s: f64,
+    pub duration_s: f64,
+    pub checkouts_started: usize,
+    /// For the partition scenario: the rate of the client writing from inside the cut-off region.
+    pub inside_rate_per_s: Option<f64>,
+}
+
+/// A point on the timeline: the fault, the detection, a runbook step's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub label: String,
+    /// Seconds from the drill's start.
+    pub at_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunbookRun {
+    pub runbook: String,
+    pub run_id: String,
+    pub outcome: String,
+    pub started_s: f64,
+    pub ended_s: Option<f64>,
+    pub steps: Vec<StepTiming>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    pub name: String,
+    pub started_s: f64,
+    pub ended_s: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub outcome: String,
+}
+
+/// A target from the issue, checked against this run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub name: String,
+    pub limit: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+impl Report {
+    /// The few lines printed at the end of a drill.
+    pub fn summary(&self) -> String {
+        let secs = |v: Option<f64>| v.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into());
+        let mut out = format!(
+            "drill {scenario}: {verdict}\n  replication {repl}, load {rate}/s for {dur} s, automatic failover {auto}\n  \
+             primary {before} -> {after}, epoch {eb} -> {ea}\n  \
+             acknowledged {ack}, lost {lost}, duplicates {dup}, lines mismatched {lines}, accepted after fence {fence}\n  \
+             detection {det}, rto {rto}, write unavailable {wu:.2} s, failed attempts {failed}, abandoned {ab}\n",
+            scenario = self.scenario,
+            verdict = match self.verdict {
+                Verdict::Pass => "PASS",
+                Verdict::Fail => "FAIL",
+            },
+            repl = self.replication,
+            rate = self.load.rate_per_s,
+            dur = self.load.duration_s,
+            auto = if self.automatic_failover_allowed {
+                "allowed"
+            } else {
+                "not allowed"
+            },
+            before = self.primary_before,
+            after = self.primary_after.as_deref().unwrap_or("?"),
+            eb = self.epoch_before,
+            ea = self
+                .epoch_after
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "?".into()),
+            ack = self.acknowledged,
+            lost = self.lost,
+            dup = self.duplicates,
+            lines = self.lines_mismatched,
+            fence = self.writes_accepted_after_fence,
+            det = secs(self.detection_s),
+            rto = secs(self.rto_s),
+            wu = self.write_unavailable_s,
+            failed = self.attempts_failed,
+            ab = self.checkouts_abandoned,
+        );
+        for t in &self.targets {
+            out.push_str(&format!(
+                "  target {}: {} (limit {}, measured {})\n",
+                t.name,
+                if t.met { "met" } else { "MISSED" },
+                t.limit,
+                t.measured
+            ));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+        out
+    }
+}

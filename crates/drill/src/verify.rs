@@ -1,0 +1,246 @@
+//! The ledger check: every order the clients were told about must be in the surviving primary database,
+//! exactly once, with the lines the client put in its cart; and no region may have acknowledged a write
+//! after the epoch that demoted it.
+
+use crate::ledger::{Ack, Ledger, OrderLine, UnixMs};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// An order as stored in the database, looked up by idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOrder {
+    pub order_id: String,
+    pub idempotency_key: String,
+    pub lines: Vec<OrderLine>,
+}
+
+/// When writes under an epoch stopped being allowed: from `at_ms` on, only epochs `>= epoch` may be
+/// acknowledged. Raised by a switchover's fence step, or reached when a cut-off region's lease ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub epoch: u64,
+    pub at_ms: UnixMs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub acknowledged: usize,
+    /// Acknowledged, but no order with that key (and order id) in the database.
+    pub lost: Vec<String>,
+    /// Keys stored more than once, or acknowledged twice with different order ids.
+    pub duplicates: Vec<String>,
+    /// Stored, but with lines other than the ones the client checked out.
+    pub lines_mismatched: Vec<String>,
+    /// Acknowledged under an epoch older than the fence, after the fence.
+    pub accepted_after_fence: Vec<String>,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.lost.is_empty()
+            && self.duplicates.is_empty()
+            && self.lines_mismatched.is_empty()
+            && self.accepted_after_fence.is_empty()
+    }
+}
+
+/// Checks the ledger against the orders found in the database for the ledger's keys.
+pub fn check(ledger: &Ledger, stored: &[StoredOrder], fence: Option<Fence>) -> Verification {
+    let mut by_key: HashMap<&str, Vec<&StoredOrder>> = HashMap::new();
+    for order in stored {
+        by_key
+            .entry(order.idempotency_key.as_str())
+            .or_default()
+            .push(order);
+    }
+
+    let mut acks_by_key: HashMap<&str, Vec<&Ack>> = HashMap::new();
+    for ack in &ledger.acks {
+        acks_by_key
+            .entry(ack.idempotency_key.as_str())
+            .or_default()
+            .push(ack);
+    }
+
+    let mut v = Verification {
+        acknowledged: acks_by_key.len(),
+        ..Verification::default()
+    };
+
+    for (key, orders) in &by_key {
+        if orders.len() > 1 {
+            v.duplicates.push(key.to_string());
+        }
+    }
+    for (key, acks) in &acks_by_key {
+        let first = acks[0];
+        if acks.iter().any(|a| a.order_id != first.order_id)
+            && !v.duplicates.iter().any(|d| d == key)
+        {
+            v.duplicates.push(key.to_string());
+        }
+        match by_key.get(key) {
+            None => v.lost.push(key.to_string()),
+            Some(orders) => {
+                // Every order id the client was given must be the one stored; another id means the
+                // acknowledged order vanished and something else took its key.
+                if acks
+                    .iter()
+                    .any(|a| !orders.iter().any(|o| o.order_id == a.order_id))
+                {
+                    v.lost.push(key.to_string());
+                } else if orders.iter().any(|o| !same_lines(&o.lines, &first.lines)) {
+                    v.lines_mismatched.push(key.to_string());
+                }
+            }
+        }
+        if let Some(fence) = fence
+            && acks
+                .iter()
+                .any(|a| a.epoch < fence.epoch && a.acked_ms > fence.at_ms)
+        {
+            v.accepted_after_fence.push(key.to_string());
+        }
+    }
+    v.lost.sort();
+    v.duplicates.sort();
+    v.lines_mismatched.sort();
+    v.accepted_after_fence.sort();
+    v
+}
+
+fn same_lines(a: &[OrderLine], b: &[OrderLine]) -> bool {
+    let mut a: Vec<(&str, u32)> = a.iter().map(|l| (l.sku.as_str(), l.quantity)).collect();
+    let mut b: Vec<(&str, u32)> = b.iter().map(|l| (l.sku.as_str(), l.quantity)).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Client;
+
+    fn line(sku: &str, quantity: u32) -> OrderLine {
+        OrderLine {
+            sku: sku.into(),
+            quantity,
+        }
+    }
+
+    fn ack(key: &str, order: &str, at: UnixMs, epoch: u64) -> Ack {
+        Ack {
+            idempotency_key: key.into(),
+            order_id: order.into(),
+            started_ms: at - 10,
+            last_attempt_ms: at - 5,
+            acked_ms: at,
+            region: "us-east-1".into(),
+            epoch,
+            lines: vec![line("A", 1), line("B", 2)],
+            attempts: 1,
+            client: Client::FrontDoor,
+        }
+    }
+
+    fn stored(key: &str, order: &str, lines: Vec<OrderLine>) -> StoredOrder {
+        StoredOrder {
+            order_id: order.into(),
+            idempotency_key: key.into(),
+            lines,
+        }
+    }
+
+    #[test]
+    fn a_complete_ledger_passes() {
+        let ledger = Ledger {
+            acks: vec![ack("k1", "o1", 100, 1), ack("k2", "o2", 200, 2)],
+            ..Ledger::default()
+        };
+        let db = vec![
+            stored("k1", "o1", vec![line("B", 2), line("A", 1)]),
+            stored("k2", "o2", vec![line("A", 1), line("B", 2)]),
+        ];
+        let v = check(
+            &ledger,
+            &db,
+            Some(Fence {
+                epoch: 2,
+                at_ms: 150,
+            }),
+        );
+        assert_eq!(v.acknowledged, 2);
+        assert!(v.passed(), "{v:?}");
+    }
+
+    #[test]
+    fn missing_duplicated_altered_and_late_orders_are_each_found() {
+        let ledger = Ledger {
+            acks: vec![
+                ack("lost", "o1", 100, 1),
+                ack("dup", "o2", 100, 1),
+                ack("lines", "o3", 100, 1),
+                ack("late", "o4", 300, 1),
+                ack("replaced", "o5", 100, 1),
+            ],
+            ..Ledger::default()
+        };
+        let db = vec![
+            stored("dup", "o2", vec![line("A", 1), line("B", 2)]),
+            stored("dup", "o2b", vec![line("A", 1), line("B", 2)]),
+            stored("lines", "o3", vec![line("A", 1)]),
+            stored("late", "o4", vec![line("A", 1), line("B", 2)]),
+            stored("replaced", "other", vec![line("A", 1), line("B", 2)]),
+            // Stored twice without ever being acknowledged: still a duplicate.
+            stored("unacked", "x1", vec![]),
+            stored("unacked", "x2", vec![]),
+        ];
+        let v = check(
+            &ledger,
+            &db,
+            Some(Fence {
+                epoch: 2,
+                at_ms: 250,
+            }),
+        );
+        assert_eq!(v.acknowledged, 5);
+        assert_eq!(v.lost, ["lost", "replaced"]);
+        assert_eq!(v.duplicates, ["dup", "unacked"]);
+        assert_eq!(v.lines_mismatched, ["lines"]);
+        assert_eq!(v.accepted_after_fence, ["late"]);
+        assert!(!v.passed());
+    }
+
+    #[test]
+    fn an_ack_under_the_new_epoch_after_the_fence_is_fine() {
+        let ledger = Ledger {
+            acks: vec![ack("k", "o", 300, 2)],
+            ..Ledger::default()
+        };
+        let db = vec![stored("k", "o", vec![line("A", 1), line("B", 2)])];
+        assert!(
+            check(
+                &ledger,
+                &db,
+                Some(Fence {
+                    epoch: 2,
+                    at_ms: 250
+                })
+            )
+            .passed()
+        );
+    }
+
+    #[test]
+    fn one_key_acknowledged_with_two_order_ids_is_a_duplicate() {
+        let ledger = Ledger {
+            acks: vec![ack("k", "o1", 100, 1), ack("k", "o2", 120, 1)],
+            ..Ledger::default()
+        };
+        let db = vec![stored("k", "o1", vec![line("A", 1), line("B", 2)])];
+        let v = check(&ledger, &db, None);
+        assert_eq!(v.duplicates, ["k"]);
+        assert_eq!(v.lost, ["k"], "order o2 was acknowledged but is not stored");
+    }
+}
