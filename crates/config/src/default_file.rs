@@ -1,0 +1,95 @@
+//! The commented configuration `lifeboat init` writes. A test asserts it parses to `Config::default()`,
+//! so the comments and the defaults cannot drift apart.
+
+pub const DEFAULT_CONFIG_TOML: &str = r#"# lifeboat.toml: one environment of a two-region (active-passive) shop on AWS.
+# Every key is optional; the values below are the defaults. Unknown keys are errors.
+
+[project]
+# Lower-case letters, digits and '-'; starts every physical name (stacks, buckets, tables).
+name = "lifeboat"
+# Environment suffix, part of every name. Deletion protection is on unless this is "dev".
+environment = "dev"
+
+[regions]
+# Active region in normal operation, and the warm standby. Distinct AWS region names.
+primary = "us-east-1"
+standby = "us-west-2"
+
+[tags]
+# Added to every resource, over the defaults Project=ECommerceDR, Environment=<environment>, ManagedBy=lifeboat.
+# CostCenter = "1234"
+
+[dns]
+# lifeboat creates a public hosted zone for this domain; delegate it from your registrar.
+domain = "shop.example.com"
+# The failover record: www.shop.example.com points at the primary, or the standby when the primary is unhealthy.
+record = "www"
+ttl_seconds = 60
+
+[certificates]
+# ACM certificate ARNs (one per region, in that region) for HTTPS on the load balancers.
+# Without one, that region's load balancer serves plain HTTP.
+# primary = "arn:aws:acm:us-east-1:123456789012:certificate/..."
+# standby = "arn:aws:acm:us-west-2:123456789012:certificate/..."
+
+[alerts]
+# Subscribed to the alert topic in both regions; each address must confirm the subscription.
+emails = []
+
+[database]
+# Aurora MySQL 3 (MySQL 8.0 compatible), Serverless v2, as a global database across both regions.
+engine_version = "8.0.mysql_aurora.3.10.6"
+name = "shop"
+backup_retention_days = 7
+
+[database.capacity.primary]
+# Aurora capacity units (ACUs), in steps of 0.5.
+min = 0.5
+max = 16.0
+
+[database.capacity.standby]
+# Warm standby: smaller; a failover scales it up to the primary's range.
+min = 0.5
+max = 8.0
+
+[network]
+# Availability zones per region: 2 or 3.
+az_count = 2
+# "single" (one NAT gateway per region) or "per-az" (survives the loss of an AZ, costs more).
+nat_gateways = "single"
+# Non-overlapping, /16 to /20.
+primary_cidr = "10.10.0.0/16"
+standby_cidr = "10.20.0.0/16"
+
+[dr]
+# Targets: recovery time and recovery point objectives.
+rto_seconds = 300
+rpo_seconds = 5
+# A switchover fences writes only once replication lag is below this.
+max_switchover_lag_seconds = 5
+# May the automation fail over on its own when that can lose data? false: it alerts and waits for a human.
+allow_data_loss = false
+# The primary must be unhealthy this long before the automation acts.
+alarm_min_seconds = 180
+# Minimum time between two automated runs.
+cooldown_seconds = 1800
+switchover_timeout_seconds = 900
+
+[health_check]
+# Route 53 health checks on each region's load balancer: every 10 or 30 seconds,
+# unhealthy after 1 to 10 consecutive failures.
+interval_seconds = 10
+failure_threshold = 3
+path = "/health"
+
+[local]
+# The local two-region runtime (`lifeboat local up`, `lifeboat drill`).
+state_dir = ".lifeboat"
+base_port = 17000
+# "semi-sync" or "async" MariaDB replication between the two local regions.
+replication = "semi-sync"
+semi_sync_timeout_ms = 1000
+probe_interval_ms = 1000
+failure_threshold = 3
+lease_ms = 1000
+"#;
