@@ -1,0 +1,184 @@
+//! `/health` (is the process up) and `/health/deep` (is this instance fit for its role, or for the role the
+//! caller expects: the local front door asks `?expect=active`, which answers 200 only where writes would be
+//! accepted right now).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::{HEALTH_PROBE_TIMEOUT, SharedState};
+use crate::db::{self, ReplicationStatus};
+use crate::error::ApiError;
+
+pub async fn shallow() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeepQuery {
+    expect: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeepHealth {
+    status: &'static str,
+    region: String,
+    /// `active`, `standby`, `fenced` (this region is active but the fence is raised) or `unknown` (no control
+    /// state has ever been fetched).
+    role: &'static str,
+    expect: Option<String>,
+    epoch: Option<u64>,
+    writes_accepted: bool,
+    control: ControlReport,
+    database: DatabaseReport,
+    session_store: SessionReport,
+}
+
+#[derive(Debug, Serialize)]
+struct ControlReport {
+    source: String,
+    active_region: Option<String>,
+    fence_raised: Option<bool>,
+    lease_ms: Option<u64>,
+    age_ms: Option<u64>,
+    fresh: bool,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DatabaseReport {
+    reachable: bool,
+    read_only: Option<bool>,
+    fence_epoch: Option<u64>,
+    replication: Option<ReplicationStatus>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionReport {
+    kind: &'static str,
+    ok: bool,
+    error: Option<String>,
+}
+
+async fn probe<T>(
+    what: &str,
+    f: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within {HEALTH_PROBE_TIMEOUT:?}")),
+    }
+}
+
+pub async fn deep(
+    State(app): State<SharedState>,
+    Query(query): Query<DeepQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(expect) = &query.expect {
+        if expect != "active" && expect != "standby" {
+            return Err(ApiError::bad_request(
+                "invalid_expect",
+                format!("expect must be active or standby, not {expect:?}"),
+            ));
+        }
+    }
+    // Refreshes only when the background refresh has not kept the state fresh (e.g. in Lambda).
+    let fresh = app.gate.fresh_snapshot().await;
+    let last = app.gate.snapshot();
+    let state = last.as_ref().map(|s| &s.state);
+    let role = match state {
+        None => "unknown",
+        Some(s) if s.active_region != app.region => "standby",
+        Some(s) if s.fence_raised => "fenced",
+        Some(_) => "active",
+    };
+    let control = ControlReport {
+        source: app.gate.source_description(),
+        active_region: state.map(|s| s.active_region.clone()),
+        fence_raised: state.map(|s| s.fence_raised),
+        lease_ms: state.map(|s| s.lease_ms),
+        age_ms: last.as_ref().map(|s| s.age().as_millis() as u64),
+        fresh: fresh.is_some(),
+        last_error: app.gate.last_error(),
+    };
+
+    let mut database = DatabaseReport {
+        reachable: false,
+        read_only: None,
+        fence_epoch: None,
+        replication: None,
+        error: None,
+    };
+    match probe("read_only", db::is_read_only(&app.pool)).await {
+        Ok(read_only) => {
+            database.reachable = true;
+            database.read_only = Some(read_only);
+            match probe("fencing row", app.gate.database_epoch()).await {
+                Ok(epoch) => database.fence_epoch = epoch,
+                Err(e) => database.error = Some(e),
+            }
+            // Needs a replication-monitor privilege; absent it, the report just has no replication part.
+            database.replication = probe("replication", db::replication_status(&app.pool))
+                .await
+                .ok()
+                .flatten();
+        }
+        Err(e) => database.error = Some(e),
+    }
+
+    let session_store = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, app.sessions.check()).await
+    {
+        Ok(Ok(())) => SessionReport {
+            kind: app.sessions.describe(),
+            ok: true,
+            error: None,
+        },
+        Ok(Err(e)) => SessionReport {
+            kind: app.sessions.describe(),
+            ok: false,
+            error: Some(e),
+        },
+        Err(_) => SessionReport {
+            kind: app.sessions.describe(),
+            ok: false,
+            error: Some("no answer".into()),
+        },
+    };
+
+    let epoch = state.map(|s| s.epoch);
+    let writes_accepted = fresh.is_some()
+        && role == "active"
+        && database.read_only == Some(false)
+        && matches!((database.fence_epoch, epoch), (Some(db), Some(held)) if db <= held)
+        && session_store.ok;
+    let healthy = match query.expect.as_deref().unwrap_or(if role == "active" {
+        "active"
+    } else {
+        "standby"
+    }) {
+        "active" => writes_accepted,
+        _ => database.reachable && role != "active",
+    };
+    let report = DeepHealth {
+        status: if healthy { "healthy" } else { "unhealthy" },
+        region: app.region.clone(),
+        role,
+        expect: query.expect,
+        epoch,
+        writes_accepted,
+        control,
+        database,
+        session_store,
+    };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(report)).into_response())
+}

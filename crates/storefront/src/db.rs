@@ -1,0 +1,328 @@
+//! The relational database: pool, migrations, demo catalog, and the catalog and order queries.
+//!
+//! Aurora MySQL on AWS, MariaDB locally. Plain queries only (no compile-time checked macros, which would need a
+//! database at build time).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{MySqlConnection, MySqlPool, Row};
+
+use crate::model::{Order, OrderLine};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pool that connects on first use, so the service starts (and reports itself unhealthy) while the database
+/// is still down.
+pub fn connect_lazy(url: &str, max_connections: u32) -> Result<MySqlPool, sqlx::Error> {
+    let options = MySqlConnectOptions::from_str(url)?;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(2))
+        // A ping per checkout would double the round trips of a catalog read; a dead connection fails its
+        // query instead and is dropped.
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(60))
+        .connect_lazy_with(options))
+}
+
+pub async fn is_read_only(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let v: i64 = sqlx::query_scalar("SELECT CAST(@@read_only AS SIGNED)")
+        .fetch_one(pool)
+        .await?;
+    Ok(v != 0)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preparation {
+    /// Migrations applied; `seeded` demo products inserted into an empty catalog.
+    Prepared { seeded: usize },
+    /// A read-only database (a replica): schema and catalog arrive by replication.
+    SkippedReadOnly,
+}
+
+/// On a writable database apply migrations and seed the demo catalog when the catalog is empty; on a read-only
+/// one do nothing.
+pub async fn prepare(pool: &MySqlPool) -> anyhow::Result<Preparation> {
+    if is_read_only(pool).await? {
+        return Ok(Preparation::SkippedReadOnly);
+    }
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+    let seeded = seed_demo_catalog(pool).await?;
+    Ok(Preparation::Prepared { seeded })
+}
+
+/// Inserts the demo catalog when there are no products; returns how many were inserted.
+pub async fn seed_demo_catalog(pool: &MySqlPool) -> Result<usize, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(pool)
+        .await?;
+    if count > 0 {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    for p in DEMO_CATALOG {
+        sqlx::query(
+            "INSERT IGNORE INTO products (id, sku, name, description, price_cents, currency, image_key) \
+             VALUES (?, ?, ?, ?, ?, 'USD', ?)",
+        )
+        .bind(p.id)
+        .bind(p.sku)
+        .bind(p.name)
+        .bind(p.description)
+        .bind(p.price_cents)
+        .bind(format!("{}.svg", p.sku))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(DEMO_CATALOG.len())
+}
+
+pub struct DemoProduct {
+    pub id: u64,
+    pub sku: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub price_cents: u64,
+}
+
+pub const DEMO_CATALOG: &[DemoProduct] = &[
+    DemoProduct {
+        id: 1,
+        sku: "lifejacket-adult",
+        name: "Life jacket, adult",
+        description: "Foam life jacket, 150 N buoyancy.",
+        price_cents: 6_900,
+    },
+    DemoProduct {
+        id: 2,
+        sku: "lifejacket-child",
+        name: "Life jacket, child",
+        description: "Foam life jacket with crotch strap, 100 N.",
+        price_cents: 4_900,
+    },
+    DemoProduct {
+        id: 3,
+        sku: "throw-ring",
+        name: "Throw ring",
+        description: "Ring buoy with 30 m floating line.",
+        price_cents: 5_400,
+    },
+    DemoProduct {
+        id: 4,
+        sku: "bilge-pump",
+        name: "Hand bilge pump",
+        description: "Manual pump, 40 l/min.",
+        price_cents: 3_200,
+    },
+    DemoProduct {
+        id: 5,
+        sku: "flare-kit",
+        name: "Flare kit",
+        description: "Three hand flares and two smoke signals.",
+        price_cents: 8_900,
+    },
+    DemoProduct {
+        id: 6,
+        sku: "vhf-radio",
+        name: "Handheld VHF radio",
+        description: "Floating radio with DSC distress button.",
+        price_cents: 17_900,
+    },
+    DemoProduct {
+        id: 7,
+        sku: "epirb",
+        name: "EPIRB beacon",
+        description: "406 MHz emergency beacon with GPS.",
+        price_cents: 42_900,
+    },
+    DemoProduct {
+        id: 8,
+        sku: "first-aid",
+        name: "Marine first-aid kit",
+        description: "Waterproof case, 120 pieces.",
+        price_cents: 3_900,
+    },
+    DemoProduct {
+        id: 9,
+        sku: "paddle",
+        name: "Aluminium paddle",
+        description: "Telescopic paddle, 1.2 to 2 m.",
+        price_cents: 2_900,
+    },
+    DemoProduct {
+        id: 10,
+        sku: "whistle",
+        name: "Safety whistle",
+        description: "Pea-less whistle, 115 dB.",
+        price_cents: 400,
+    },
+    DemoProduct {
+        id: 11,
+        sku: "dry-bag",
+        name: "Dry bag, 20 l",
+        description: "Roll-top bag that floats.",
+        price_cents: 2_400,
+    },
+    DemoProduct {
+        id: 12,
+        sku: "life-raft",
+        name: "Four-person life raft",
+        description: "Canister raft, SOLAS B pack.",
+        price_cents: 189_900,
+    },
+];
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProductRow {
+    pub id: u64,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: u64,
+    pub currency: String,
+    pub image_key: String,
+}
+
+pub async fn list_products(pool: &MySqlPool) -> Result<Vec<ProductRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, sku, name, description, price_cents, currency, image_key FROM products ORDER BY id")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn get_product(pool: &MySqlPool, id: u64) -> Result<Option<ProductRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, sku, name, description, price_cents, currency, image_key FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn product_exists(pool: &MySqlPool, id: u64) -> Result<bool, sqlx::Error> {
+    let found: Option<u64> = sqlx::query_scalar("SELECT id FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Timestamps are stored with microsecond precision; the order answered at creation must equal the one read back.
+pub fn now_micros() -> time::PrimitiveDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    let now = now.replace_nanosecond(micros * 1000).unwrap_or(now);
+    time::PrimitiveDateTime::new(now.date(), now.time())
+}
+
+pub fn format_timestamp(t: time::PrimitiveDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.format(&format).unwrap_or_else(|_| t.to_string())
+}
+
+/// An order and its lines, or None.
+pub async fn find_order(
+    conn: &mut MySqlConnection,
+    id: &str,
+) -> Result<Option<Order>, sqlx::Error> {
+    let Some(row) = sqlx::query(
+        "SELECT id, cart_id, region, epoch, currency, total_cents, created_at FROM orders WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let lines = sqlx::query(
+        "SELECT product_id, name, quantity, unit_price_cents FROM order_lines WHERE order_id = ? ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|l| -> Result<OrderLine, sqlx::Error> {
+        let quantity: u32 = l.try_get("quantity")?;
+        let unit_price_cents: u64 = l.try_get("unit_price_cents")?;
+        Ok(OrderLine {
+            product_id: l.try_get("product_id")?,
+            name: l.try_get("name")?,
+            quantity,
+            unit_price_cents,
+            line_total_cents: unit_price_cents * u64::from(quantity),
+        })
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Order {
+        id: row.try_get("id")?,
+        cart_id: row.try_get("cart_id")?,
+        status: "confirmed".into(),
+        region: row.try_get("region")?,
+        epoch: row.try_get("epoch")?,
+        currency: row.try_get("currency")?,
+        total_cents: row.try_get("total_cents")?,
+        lines,
+        created_at: format_timestamp(row.try_get("created_at")?),
+    }))
+}
+
+/// The order (id, cart id) written under an idempotency key, if any.
+pub async fn find_order_by_key(
+    conn: &mut MySqlConnection,
+    key: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, cart_id FROM orders WHERE idempotency_key = ?")
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The order id written for a cart, if any.
+pub async fn find_order_by_cart(
+    conn: &mut MySqlConnection,
+    cart_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE cart_id = ?")
+        .bind(cart_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// What `SHOW SLAVE STATUS` says, when this database is a replica and we may read it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplicationStatus {
+    pub io_running: String,
+    pub sql_running: String,
+    pub seconds_behind: Option<u64>,
+    pub last_error: String,
+}
+
+pub async fn replication_status(
+    pool: &MySqlPool,
+) -> Result<Option<ReplicationStatus>, sqlx::Error> {
+    // The text protocol: SHOW statements are not all preparable, and every column arrives as text.
+    let Some(row) = sqlx::raw_sql("SHOW SLAVE STATUS")
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let text = |name: &str| -> String {
+        row.try_get_unchecked::<Option<String>, _>(name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    Ok(Some(ReplicationStatus {
+        io_running: text("Slave_IO_Running"),
+        sql_running: text("Slave_SQL_Running"),
+        seconds_behind: text("Seconds_Behind_Master").parse().ok(),
+        last_error: text("Last_Error"),
+    }))
+}

@@ -1,0 +1,251 @@
+//! `storefront`: serve the shop API on a port (or to ALB events in Lambda), or apply the schema migrations.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lifeboat_contract::exit;
+use storefront::app::{self, ImagesSpec, SessionsSpec, Settings};
+use storefront::control::ControlSpec;
+
+#[derive(Parser)]
+#[command(
+    name = "storefront",
+    version,
+    about = "The lifeboat storefront: catalog, carts, checkout, orders."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the schema migrations to the database and exit (refused on a read-only database).
+    Migrate,
+}
+
+#[derive(clap::Args)]
+struct Options {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "STOREFRONT_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    listen: SocketAddr,
+    /// MySQL/MariaDB URL, e.g. mysql://user:password@127.0.0.1:3306/shop.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// The region this instance runs in, e.g. us-east-1.
+    #[arg(long, env = "LIFEBOAT_REGION", global = true)]
+    region: Option<String>,
+    /// Control-plane source: static:<region>[:<epoch>], file:<path>, http://127.0.0.1:PORT or ssm:<prefix>.
+    /// Default: static:<this region> (this region active, epoch 1).
+    #[arg(long, env = "STOREFRONT_CONTROL", global = true)]
+    control: Option<ControlSpec>,
+    /// Cart store: mysql, or dynamodb:<table> (feature aws).
+    #[arg(
+        long,
+        env = "STOREFRONT_SESSIONS",
+        default_value = "mysql",
+        global = true
+    )]
+    sessions: SessionsSpec,
+    /// Product images: local (served at /images/), or s3:<bucket>[/<prefix>] for presigned URLs (feature aws).
+    #[arg(
+        long,
+        env = "STOREFRONT_IMAGES",
+        default_value = "local",
+        global = true
+    )]
+    images: ImagesSpec,
+    /// Directory of product image files for local images.
+    #[arg(long, env = "STOREFRONT_ASSETS_DIR", global = true)]
+    assets_dir: Option<PathBuf>,
+    /// Most database connections this instance opens.
+    #[arg(
+        long,
+        env = "STOREFRONT_MAX_CONNECTIONS",
+        default_value_t = 32,
+        global = true
+    )]
+    max_connections: u32,
+    /// Log format.
+    #[arg(long, env = "STOREFRONT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.options.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL as u8);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code as u8)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+async fn run(cli: Cli) -> i32 {
+    let o = cli.options;
+    let Some(database_url) = o.database_url else {
+        eprintln!("error: no database; pass --database-url or set DATABASE_URL");
+        return exit::USAGE;
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(&database_url).await,
+        Command::Serve => {
+            let Some(region) = o.region else {
+                eprintln!("error: no region; pass --region or set LIFEBOAT_REGION");
+                return exit::USAGE;
+            };
+            let control = o.control.unwrap_or(ControlSpec::Static {
+                active_region: region.clone(),
+                epoch: 1,
+            });
+            let settings = Settings {
+                region,
+                database_url,
+                control,
+                sessions: o.sessions,
+                images: o.images,
+                assets_dir: o.assets_dir,
+                max_connections: o.max_connections,
+                serve_metrics: !in_lambda(),
+            };
+            match serve(settings, o.listen).await {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "storefront stopped");
+                    exit::INTERNAL
+                }
+            }
+        }
+    }
+}
+
+async fn migrate(database_url: &str) -> i32 {
+    let pool = match storefront::db::connect_lazy(database_url, 2) {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("error: the database URL is not valid: {e}");
+            return exit::USAGE;
+        }
+    };
+    match storefront::db::is_read_only(&pool).await {
+        Err(e) => {
+            eprintln!("error: cannot reach the database: {e}");
+            return exit::UNAVAILABLE;
+        }
+        Ok(true) => {
+            eprintln!(
+                "error: the database is read-only (a replica); migrate its primary, replication brings the schema"
+            );
+            return exit::REFUSED;
+        }
+        Ok(false) => {}
+    }
+    match storefront::db::MIGRATOR.run(&pool).await {
+        Ok(()) => {
+            tracing::info!("migrations applied");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: applying migrations: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+async fn serve(settings: Settings, listen: SocketAddr) -> anyhow::Result<()> {
+    let service = app::build(&settings).await?;
+    let state = service.state;
+    let _refresher = state.gate.spawn_refresher();
+    let _preparation = app::spawn_database_preparation(state.pool.clone());
+    let router = storefront::router(std::sync::Arc::clone(&state));
+    tracing::info!(region = %state.region, control = %state.gate.source_description(), sessions = state.sessions.describe(), "storefront starting");
+
+    if in_lambda() {
+        return serve_lambda(router).await;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(feature = "lambda")]
+async fn serve_lambda(router: axum::Router) -> anyhow::Result<()> {
+    lambda_http::run(router)
+        .await
+        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
+}
+
+#[cfg(not(feature = "lambda"))]
+async fn serve_lambda(_router: axum::Router) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "started by the Lambda runtime, but this storefront was built without the `lambda` feature"
+    )
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
