@@ -1,0 +1,911 @@
+//! [`AwsBackend`]: the runbook operations on AWS.
+//!
+//! | step | AWS calls |
+//! |---|---|
+//! | readiness | RDS DescribeGlobalClusters / DescribeDBClusters, CloudWatch `AuroraGlobalDBReplicationLag`, a real GET of each region's `/health/deep`, Route 53 health checks, CloudWatch alarms in ALARM, SSM control parameters, DynamoDB DescribeTable, S3 GetBucketReplication |
+//! | prescale-standby | CloudWatch `ServerlessDatabaseCapacity` peak of the primary, RDS ModifyDBCluster (ServerlessV2 MinCapacity), Lambda Get/PutFunctionConcurrency |
+//! | raise-fence / lower-fence | SSM PutParameter `epoch`, `fence`, `active-region` |
+//! | wait-drained | CloudWatch `AuroraGlobalDBReplicationLag` of the target, until at or under the bound, twice in a row |
+//! | promote | RDS SwitchoverGlobalCluster (planned) or FailoverGlobalCluster with AllowDataLoss, then DescribeGlobalClusters until the target is the writer |
+//! | shift-traffic | Route 53 UpdateHealthCheck (Inverted) on the primary's health check |
+//! | verify | a real GET of the new primary's `/health/deep` |
+//! | notify | SNS Publish |
+//! | record-active-region | SSM PutParameter `active-region` |
+//!
+//! Writes go to the region gaining the role first (they must succeed) and to the region losing it second
+//! (best effort when that region is unreachable; the detail says so). Every operation reads before it
+//! writes, so a re-run after a crash finds its effect in place and succeeds without acting again.
+
+use std::time::Duration;
+
+use aws_sdk_ssm::types::ParameterType;
+use futures::future::join_all;
+use lifeboat_runbook::backend::BackendResult;
+use lifeboat_runbook::readiness::{DatabaseReadiness, DatabaseRole, Health, RegionRole};
+use lifeboat_runbook::{
+    BackendError, BackendErrorKind, BoxFuture, DrBackend, Notification, Readiness, RegionReadiness,
+    StepContext, StepOutput,
+};
+use tokio::sync::OnceCell;
+
+use crate::clients::{Clients, RegionClients};
+use crate::errors::{error_code, sdk_error};
+use crate::observe::{self, ControlParams};
+use crate::topology::Topology;
+use crate::traffic::{self, Route53Ids};
+
+/// The runbook backend on AWS. Build it with [`AwsBackend::new`] from the clients of both regions and the
+/// environment's [`Topology`].
+pub struct AwsBackend {
+    clients: Clients,
+    topology: Topology,
+    http: reqwest::Client,
+    route53_ids: OnceCell<Route53Ids>,
+}
+
+impl AwsBackend {
+    pub fn new(clients: Clients, topology: Topology) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("lifeboat-dr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        AwsBackend {
+            clients,
+            topology,
+            http,
+            route53_ids: OnceCell::new(),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    async fn route53_ids(&self) -> BackendResult<&Route53Ids> {
+        self.route53_ids
+            .get_or_try_init(|| traffic::resolve(&self.clients.route53, &self.topology))
+            .await
+    }
+
+    fn cluster_id(&self, region: &str) -> BackendResult<&str> {
+        self.topology.cluster_id(region).ok_or_else(|| {
+            BackendError::rejected(format!("no Aurora cluster is known for region {region}"))
+        })
+    }
+
+    async fn params(&self, region: &RegionClients) -> BackendResult<ControlParams> {
+        observe::control_params(
+            region,
+            &self.topology.ssm_active_region(),
+            &self.topology.ssm_epoch(),
+            &self.topology.ssm_fence(),
+            &self.topology.ssm_endpoint(&region.region),
+        )
+        .await
+    }
+
+    async fn put_param(
+        &self,
+        region: &RegionClients,
+        name: &str,
+        value: &str,
+    ) -> BackendResult<()> {
+        region
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("writing parameter {name}"), &region.region, e))?;
+        Ok(())
+    }
+
+    /// Refuses to publish `epoch` where a higher one is already published: a newer run owns the roles.
+    fn check_not_older(
+        params: &ControlParams,
+        epoch: u64,
+        region: &str,
+        name: &str,
+    ) -> BackendResult<()> {
+        match params.epoch {
+            Some(current) if current > epoch => Err(BackendError::rejected(format!(
+                "{name} in {region} already holds epoch {current}, newer than this run's {epoch}: a later run owns the roles"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the control state in one region: the fence first when raising, last when lowering, so no
+    /// reader ever sees a new active region with the fence still down from before.
+    async fn publish_control(
+        &self,
+        region: &RegionClients,
+        epoch: u64,
+        active_region: Option<&str>,
+        fence_raised: bool,
+    ) -> BackendResult<bool> {
+        let current = self.params(region).await?;
+        Self::check_not_older(&current, epoch, &region.region, &self.topology.ssm_epoch())?;
+        let in_place = current.epoch == Some(epoch)
+            && current.fence_raised == Some(fence_raised)
+            && active_region.is_none_or(|a| current.active_region.as_deref() == Some(a));
+        if in_place {
+            return Ok(false);
+        }
+        let fence = if fence_raised { "raised" } else { "lowered" };
+        if fence_raised {
+            self.put_param(region, &self.topology.ssm_fence(), fence)
+                .await?;
+        }
+        self.put_param(region, &self.topology.ssm_epoch(), &epoch.to_string())
+            .await?;
+        if let Some(active) = active_region {
+            self.put_param(region, &self.topology.ssm_active_region(), active)
+                .await?;
+        }
+        if !fence_raised {
+            self.put_param(region, &self.topology.ssm_fence(), fence)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// The writer of the global cluster as `region` sees it: `Ok(Some(true))` when `cluster_id` is the
+    /// writer, `Some(false)` when it is a member and not the writer, `None` when it is not a member.
+    async fn writer_state(
+        &self,
+        region: &RegionClients,
+        cluster_id: &str,
+    ) -> BackendResult<Option<bool>> {
+        let members = observe::global_cluster_members(region, &self.topology.global_cluster_id)
+            .await?
+            .ok_or_else(|| {
+                BackendError::rejected(format!(
+                    "Aurora global cluster {} does not exist (seen from {})",
+                    self.topology.global_cluster_id, region.region
+                ))
+            })?;
+        Ok(members
+            .iter()
+            .find(|m| observe::arn_names_cluster(&m.cluster_arn, cluster_id))
+            .map(|m| m.is_writer))
+    }
+
+    async fn observe_region(&self, region: &str, dns_target: Option<&str>) -> RegionReadiness {
+        let Ok(clients) = self.clients.region(region) else {
+            return RegionReadiness::unreachable(region, "no clients for this region");
+        };
+        let params = match self.params(clients).await {
+            Ok(p) => p,
+            Err(e) if e.kind == BackendErrorKind::Unavailable => {
+                return RegionReadiness::unreachable(region, &e.message);
+            }
+            Err(e) => {
+                let mut r = RegionReadiness::unreachable(region, &e.message);
+                r.reachable = true;
+                r.notes = vec![e.message];
+                return r;
+            }
+        };
+        let mut notes = params.problems.clone();
+
+        let storefront = async {
+            match &params.endpoint {
+                Some(endpoint) => {
+                    let url = observe::endpoint_url(endpoint, &self.topology.deep_health_path);
+                    observe::http_health(&self.http, &url, self.topology.bounds.http_timeout).await
+                }
+                None => Health::Unknown(format!(
+                    "parameter {} is not set in {region}",
+                    self.topology.ssm_endpoint(region)
+                )),
+            }
+        };
+        let database = self.observe_database(clients, region);
+        let sessions = observe::session_replica(clients, &self.topology.sessions_table);
+        let assets = self.observe_assets(region);
+        let alarms = observe::alarms_firing(clients, &self.topology.prefix);
+        let (
+            storefront,
+            (database, db_notes),
+            (session_replica, session_note),
+            asset_replication,
+            alarms,
+        ) = tokio::join!(storefront, database, sessions, assets, alarms);
+        notes.extend(db_notes);
+        notes.extend(session_note);
+        let alarms_firing = alarms.unwrap_or_else(|e| {
+            notes.push(e.message);
+            Vec::new()
+        });
+        let role = match params.active_region.as_deref() {
+            Some(a) if a == region => RegionRole::Active,
+            Some(a) if self.topology.other_region(region) == Some(a) => RegionRole::Passive,
+            Some(a) => {
+                notes.push(format!(
+                    "active-region parameter names {a}, not a region of this environment"
+                ));
+                RegionRole::Unknown
+            }
+            None => {
+                notes.push(format!(
+                    "parameter {} is not set in {region}",
+                    self.topology.ssm_active_region()
+                ));
+                RegionRole::Unknown
+            }
+        };
+        RegionReadiness {
+            region: region.to_owned(),
+            reachable: true,
+            role,
+            storefront,
+            database,
+            session_replica,
+            asset_replication,
+            alarms_firing,
+            active_region_parameter: params.active_region,
+            epoch: params.epoch,
+            fence_raised: params.fence_raised,
+            dns_target: dns_target.map(str::to_owned),
+            notes,
+        }
+    }
+
+    async fn observe_database(
+        &self,
+        clients: &RegionClients,
+        region: &str,
+    ) -> (DatabaseReadiness, Vec<String>) {
+        let mut notes = Vec::new();
+        let unknown = DatabaseReadiness {
+            role: DatabaseRole::Unknown,
+            replication_lag_ms: None,
+            replicating: None,
+        };
+        let Ok(cluster_id) = self.cluster_id(region) else {
+            notes.push(format!("no Aurora cluster is known for {region}"));
+            return (unknown, notes);
+        };
+        let writer = match self.writer_state(clients, cluster_id).await {
+            Ok(w) => w,
+            Err(e) => {
+                notes.push(e.message);
+                return (unknown, notes);
+            }
+        };
+        let status = match observe::cluster_info(clients, cluster_id).await {
+            Ok(info) => Some(info.status),
+            Err(e) => {
+                notes.push(e.message);
+                None
+            }
+        };
+        let available = status.as_deref() == Some("available");
+        if let Some(s) = status.as_deref().filter(|s| *s != "available") {
+            notes.push(format!("Aurora cluster {cluster_id} is {s}"));
+        }
+        match writer {
+            Some(true) => (
+                DatabaseReadiness {
+                    role: DatabaseRole::Writer,
+                    replication_lag_ms: None,
+                    replicating: None,
+                },
+                notes,
+            ),
+            Some(false) => {
+                let lag = match observe::replication_lag_ms(clients, cluster_id).await {
+                    Ok(Some(lag)) => Some(lag),
+                    Ok(None) => {
+                        notes.push(format!(
+                            "no AuroraGlobalDBReplicationLag datapoints for {cluster_id} in the last 5 minutes: lag unknown"
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        notes.push(e.message);
+                        None
+                    }
+                };
+                (
+                    DatabaseReadiness {
+                        role: DatabaseRole::Replica,
+                        replication_lag_ms: lag,
+                        replicating: Some(available),
+                    },
+                    notes,
+                )
+            }
+            None => {
+                notes.push(format!(
+                    "Aurora cluster {cluster_id} is not a member of global cluster {}",
+                    self.topology.global_cluster_id
+                ));
+                (
+                    DatabaseReadiness {
+                        role: DatabaseRole::Detached,
+                        replication_lag_ms: None,
+                        replicating: Some(false),
+                    },
+                    notes,
+                )
+            }
+        }
+    }
+
+    async fn observe_assets(&self, region: &str) -> Health {
+        let Some(other) = self.topology.other_region(region) else {
+            return Health::Unknown(format!("{region} is not a region of this environment"));
+        };
+        let (Some(source_bucket), Some(destination_bucket)) = (
+            self.topology.assets_buckets.get(other),
+            self.topology.assets_buckets.get(region),
+        ) else {
+            return Health::Unknown("asset buckets are not known".into());
+        };
+        match self.clients.region(other) {
+            Ok(source) => {
+                observe::asset_replication(source, source_bucket, destination_bucket).await
+            }
+            Err(e) => Health::Unknown(e.message),
+        }
+    }
+
+    /// The ARN of the alert topic in `region`: given, or found by name.
+    async fn topic_arn(&self, region: &RegionClients) -> BackendResult<String> {
+        if let Some(arn) = self.topology.topic_arns.get(&region.region) {
+            return Ok(arn.clone());
+        }
+        let suffix = format!(":{}", self.topology.topic_name);
+        let mut token = None;
+        loop {
+            let out = region
+                .sns
+                .list_topics()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_error("listing SNS topics", &region.region, e))?;
+            if let Some(arn) = out
+                .topics()
+                .iter()
+                .filter_map(|t| t.topic_arn())
+                .find(|arn| arn.ends_with(&suffix))
+            {
+                return Ok(arn.to_owned());
+            }
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Err(BackendError::rejected(format!(
+                    "no SNS topic named {} in {}",
+                    self.topology.topic_name, region.region
+                )));
+            }
+        }
+    }
+
+    async fn prescale_database(&self, ctx: &StepContext) -> BackendResult<String> {
+        let to = self.clients.region(&ctx.to)?;
+        let target_id = self.cluster_id(&ctx.to)?;
+        let source_id = self.cluster_id(&ctx.from)?;
+        let info = observe::cluster_info(to, target_id).await?;
+        // The primary's recent peak; when the primary cannot be read (it may be the region that is gone),
+        // the target's own maximum is the safe choice.
+        let peak = match self.clients.region(&ctx.from) {
+            Ok(from) => {
+                observe::peak_capacity(from, source_id, self.topology.bounds.capacity_lookback)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            Err(_) => None,
+        };
+        let max = info
+            .max_capacity
+            .unwrap_or(peak.unwrap_or(self.topology.bounds.min_capacity_floor));
+        let wanted = peak
+            .unwrap_or(max)
+            .max(self.topology.bounds.min_capacity_floor)
+            .min(max);
+        let basis = match peak {
+            Some(p) => format!(
+                "peak {p} ACU of {source_id} in the last {} h",
+                self.topology.bounds.capacity_lookback.as_secs() / 3600
+            ),
+            None => format!("no capacity data for {source_id}: the target's maximum"),
+        };
+        if info.min_capacity.is_some_and(|m| m >= wanted) {
+            return Ok(format!(
+                "{target_id} minimum capacity already {} ACU (wanted {wanted}, {basis})",
+                info.min_capacity.unwrap_or_default()
+            ));
+        }
+        to.rds
+            .modify_db_cluster()
+            .db_cluster_identifier(target_id)
+            .serverless_v2_scaling_configuration(
+                aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
+                    .min_capacity(wanted)
+                    .max_capacity(max)
+                    .build(),
+            )
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &format!("raising the minimum capacity of {target_id}"),
+                    &ctx.to,
+                    e,
+                )
+            })?;
+        Ok(format!(
+            "{target_id} minimum capacity set to {wanted} ACU ({basis})"
+        ))
+    }
+
+    async fn prescale_lambda(&self, ctx: &StepContext) -> BackendResult<String> {
+        let function = &self.topology.storefront_function;
+        let to = self.clients.region(&ctx.to)?;
+        let wanted = match self.topology.bounds.storefront_reserved_concurrency {
+            Some(n) => Some(n),
+            None => match self.clients.region(&ctx.from) {
+                Ok(from) => match from
+                    .lambda
+                    .get_function_concurrency()
+                    .function_name(function)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.reserved_concurrent_executions(),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            },
+        };
+        let Some(wanted) = wanted else {
+            return Ok(format!(
+                "{function}: no reserved concurrency in {} to match; left as is",
+                ctx.from
+            ));
+        };
+        let current = to
+            .lambda
+            .get_function_concurrency()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &format!("reading the concurrency of {function}"),
+                    &ctx.to,
+                    e,
+                )
+            })?
+            .reserved_concurrent_executions();
+        if current.is_some_and(|c| c >= wanted) {
+            return Ok(format!(
+                "{function} in {} already reserves {} (wanted {wanted})",
+                ctx.to,
+                current.unwrap_or_default()
+            ));
+        }
+        to.lambda
+            .put_function_concurrency()
+            .function_name(function)
+            .reserved_concurrent_executions(wanted)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("reserving concurrency for {function}"), &ctx.to, e))?;
+        Ok(format!(
+            "{function} in {} reserves {wanted} concurrent executions",
+            ctx.to
+        ))
+    }
+
+    /// Polls the target's replication lag until it is at or under the drained bound on
+    /// `drained_observations` consecutive reads, or `limit` passes (then `NotYet` with the lag last seen).
+    async fn poll_drained(&self, ctx: &StepContext, limit: Duration) -> BackendResult<StepOutput> {
+        let to = self.clients.region(&ctx.to)?;
+        let cluster = self.cluster_id(&ctx.to)?;
+        let bounds = &self.topology.bounds;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut good = 0;
+        let mut last = None;
+        loop {
+            match observe::replication_lag_ms(to, cluster).await? {
+                Some(lag) => {
+                    last = Some(lag);
+                    if lag <= bounds.drained_lag_ms {
+                        good += 1;
+                        if good >= bounds.drained_observations {
+                            return Ok(StepOutput::detail(format!(
+                                "{cluster} replication lag {lag} ms on {good} consecutive reads"
+                            ))
+                            .with_lag_ms(lag));
+                        }
+                    } else {
+                        good = 0;
+                    }
+                }
+                None => good = 0,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let seen = last.map_or("no lag datapoints".to_owned(), |l| {
+                    format!("lag last seen {l} ms")
+                });
+                return Err(BackendError::not_yet(format!(
+                    "{cluster} in {} has not drained: {seen} (bound {} ms)",
+                    ctx.to, bounds.drained_lag_ms
+                )));
+            }
+            tokio::time::sleep(bounds.poll_interval).await;
+        }
+    }
+}
+
+impl DrBackend for AwsBackend {
+    fn name(&self) -> &str {
+        "aws"
+    }
+
+    fn readiness(&self) -> BoxFuture<'_, BackendResult<Readiness>> {
+        Box::pin(async move {
+            let observed_at = time::OffsetDateTime::now_utc();
+            let mut route_notes = Vec::new();
+            let dns_target = match self.route53_ids().await {
+                Ok(ids) => {
+                    match traffic::dns_target(&self.clients.route53, ids, &self.topology).await {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            route_notes.push(e.message);
+                            None
+                        }
+                    }
+                }
+                Err(e) => {
+                    route_notes.push(e.message);
+                    None
+                }
+            };
+            let regions = self.topology.regions();
+            let mut observed = join_all(
+                regions
+                    .iter()
+                    .map(|r| self.observe_region(r, dns_target.as_deref())),
+            )
+            .await;
+            for r in &mut observed {
+                r.notes.extend(route_notes.iter().cloned());
+            }
+            if observed.iter().all(|r| !r.reachable) {
+                return Err(BackendError::unavailable(format!(
+                    "neither region could be observed: {}",
+                    observed
+                        .iter()
+                        .flat_map(|r| r.notes.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+            Ok(Readiness {
+                observed_at,
+                regions: observed,
+            })
+        })
+    }
+
+    fn prescale<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let database = self.prescale_database(ctx).await?;
+            let lambda = self.prescale_lambda(ctx).await?;
+            Ok(StepOutput::detail(format!("{database}; {lambda}")))
+        })
+    }
+
+    fn raise_fence<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let epoch = ctx.require_epoch()?;
+            // The losing region first: its storefronts are the ones that must stop writing.
+            let from = self.clients.region(&ctx.from)?;
+            let changed = self.publish_control(from, epoch, None, true).await?;
+            let to = self.clients.region(&ctx.to)?;
+            let other = self.publish_control(to, epoch, None, true).await?;
+            Ok(StepOutput::detail(format!(
+                "fence raised at epoch {epoch} in {} and {}{}",
+                ctx.from,
+                ctx.to,
+                if changed || other {
+                    ""
+                } else {
+                    " (already in place)"
+                }
+            )))
+        })
+    }
+
+    fn wait_drained<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let limit = self.topology.bounds.poll_interval
+                * (self.topology.bounds.drained_observations + 10);
+            self.poll_drained(ctx, limit).await
+        })
+    }
+
+    fn wait_write_lease_expired<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let epoch = ctx.require_epoch()?;
+            // Storefronts renew their view of the control state from SSM at most one lease apart; once a
+            // lease has passed since the new epoch was published (or the region was cut off), none of them
+            // still acts on the old one.
+            let lease = self.topology.bounds.write_lease;
+            tokio::time::sleep(lease).await;
+            Ok(StepOutput::detail(format!(
+                "waited {} ms for write leases older than epoch {epoch} to run out",
+                lease.as_millis()
+            )))
+        })
+    }
+
+    fn promote<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        allow_data_loss: bool,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let to = self.clients.region(&ctx.to)?;
+            let target_id = self.cluster_id(&ctx.to)?;
+            let global = &self.topology.global_cluster_id;
+            let lag_before = observe::replication_lag_ms(to, target_id)
+                .await
+                .ok()
+                .flatten();
+            let with_lag = |out: StepOutput| match lag_before {
+                Some(l) => out.with_lag_ms(l),
+                None => out,
+            };
+            match self.writer_state(to, target_id).await? {
+                Some(true) => {
+                    return Ok(with_lag(StepOutput::detail(format!(
+                        "{target_id} already is the writer of {global}"
+                    ))));
+                }
+                None => {
+                    return Err(BackendError::rejected(format!(
+                        "{target_id} is not a member of global cluster {global}: re-protect it first"
+                    )));
+                }
+                Some(false) => {}
+            }
+            let target_arn = observe::cluster_info(to, target_id).await?.arn;
+            let call = if allow_data_loss {
+                to.rds
+                    .failover_global_cluster()
+                    .global_cluster_identifier(global)
+                    .target_db_cluster_identifier(&target_arn)
+                    .allow_data_loss(true)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            error_code(&e).map(str::to_owned),
+                            sdk_error("FailoverGlobalCluster", &ctx.to, e),
+                        )
+                    })
+            } else {
+                to.rds
+                    .switchover_global_cluster()
+                    .global_cluster_identifier(global)
+                    .target_db_cluster_identifier(&target_arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        (
+                            error_code(&e).map(str::to_owned),
+                            sdk_error("SwitchoverGlobalCluster", &ctx.to, e),
+                        )
+                    })
+            };
+            let action = if allow_data_loss {
+                "failover (allow data loss)"
+            } else {
+                "switchover"
+            };
+            match call {
+                Ok(()) => {}
+                // A re-run after a crash mid-promotion: the earlier request is still being carried out.
+                Err((Some(code), _))
+                    if code == "InvalidGlobalClusterStateFault"
+                        || code == "InvalidDBClusterStateFault" =>
+                {
+                    tracing::info!(step = %ctx.step, "promotion already in progress on {global}; waiting for it");
+                }
+                Err((_, err)) => return Err(err),
+            }
+            let deadline = tokio::time::Instant::now() + self.topology.bounds.promote_timeout;
+            loop {
+                if self.writer_state(to, target_id).await? == Some(true) {
+                    return Ok(with_lag(StepOutput::detail(format!(
+                        "{action} of {global}: {target_id} in {} is the writer",
+                        ctx.to
+                    ))));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(BackendError::not_yet(format!(
+                        "{action} of {global} requested; {target_id} is not the writer after {} s",
+                        self.topology.bounds.promote_timeout.as_secs()
+                    )));
+                }
+                tokio::time::sleep(self.topology.bounds.poll_interval).await;
+            }
+        })
+    }
+
+    fn shift_traffic<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let ids = self.route53_ids().await?;
+            let detail =
+                traffic::shift_to(&self.clients.route53, ids, &self.topology, &ctx.to).await?;
+            Ok(StepOutput::detail(detail))
+        })
+    }
+
+    fn lower_fence<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let epoch = ctx.require_epoch()?;
+            let to = self.clients.region(&ctx.to)?;
+            self.publish_control(to, epoch, Some(&ctx.to), false)
+                .await?;
+            // The losing region learns the new owner too, so its storefronts keep refusing writes once the
+            // fence is down; when it is gone, it reads the truth when it comes back.
+            let from_note = match self.clients.region(&ctx.from) {
+                Ok(from) => match self
+                    .publish_control(from, epoch, Some(&ctx.to), false)
+                    .await
+                {
+                    Ok(_) => format!("; {} told too", ctx.from),
+                    Err(e) => format!("; {} not updated: {}", ctx.from, e.message),
+                },
+                Err(e) => format!("; {}", e.message),
+            };
+            Ok(StepOutput::detail(format!(
+                "{} active at epoch {epoch}, fence lowered{from_note}",
+                ctx.to
+            )))
+        })
+    }
+
+    fn verify<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let to = self.clients.region(&ctx.to)?;
+            let params = self.params(to).await?;
+            let endpoint = params.endpoint.ok_or_else(|| {
+                BackendError::rejected(format!(
+                    "parameter {} is not set in {}",
+                    self.topology.ssm_endpoint(&ctx.to),
+                    ctx.to
+                ))
+            })?;
+            let url = observe::endpoint_url(&endpoint, &self.topology.deep_health_path);
+            let mut last = String::new();
+            for _ in 0..20 {
+                match observe::http_health(&self.http, &url, self.topology.bounds.http_timeout)
+                    .await
+                {
+                    Health::Healthy => {
+                        let at = time::OffsetDateTime::now_utc();
+                        return Ok(StepOutput::detail(format!("GET {url} succeeded"))
+                            .with_first_success_at(at));
+                    }
+                    Health::Unhealthy(why) | Health::Unknown(why) => last = why,
+                }
+                tokio::time::sleep(self.topology.bounds.poll_interval).await;
+            }
+            Err(BackendError::not_yet(format!(
+                "the new primary {} does not answer yet: {last}",
+                ctx.to
+            )))
+        })
+    }
+
+    fn notify<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        notification: &'a Notification,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            // The surviving region's topic; the losing one may be gone.
+            let to = self.clients.region(&ctx.to)?;
+            let arn = self.topic_arn(to).await?;
+            // SNS subjects are at most 100 characters.
+            let subject: String = notification.subject.chars().take(100).collect();
+            let out = to
+                .sns
+                .publish()
+                .topic_arn(&arn)
+                .subject(subject)
+                .message(format!("{}\n\nrun: {}", notification.message, ctx.run_id))
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("publishing to {arn}"), &ctx.to, e))?;
+            Ok(StepOutput::detail(format!(
+                "published to {arn} (message {})",
+                out.message_id().unwrap_or("?")
+            )))
+        })
+    }
+
+    fn record_active_region<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+    ) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            let name = self.topology.ssm_active_region();
+            let to = self.clients.region(&ctx.to)?;
+            let current = self.params(to).await?;
+            if current.active_region.as_deref() != Some(ctx.to.as_str()) {
+                self.put_param(to, &name, &ctx.to).await?;
+            }
+            let from_note = match self.clients.region(&ctx.from) {
+                Ok(from) => match self.put_param(from, &name, &ctx.to).await {
+                    Ok(()) => format!(" in {} and {}", ctx.to, ctx.from),
+                    Err(e) => format!(" in {} ({} not updated: {})", ctx.to, ctx.from, e.message),
+                },
+                Err(e) => format!(" in {} ({})", ctx.to, e.message),
+            };
+            Ok(StepOutput::detail(format!(
+                "{name} = {}{from_note}",
+                ctx.to
+            )))
+        })
+    }
+
+    fn reprotect<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
+        Box::pin(async move {
+            // Aurora re-adds a recovered former primary to the global cluster as a secondary by itself after
+            // a managed failover; what is left to check is that it is a member again and available.
+            let to = self.clients.region(&ctx.to)?;
+            let cluster = self.cluster_id(&ctx.to)?;
+            match self.writer_state(to, cluster).await? {
+                Some(_) => {
+                    let info = observe::cluster_info(to, cluster).await?;
+                    if info.status == "available" {
+                        Ok(StepOutput::detail(format!(
+                            "{cluster} is a member of {} and available",
+                            self.topology.global_cluster_id
+                        )))
+                    } else {
+                        Err(BackendError::not_yet(format!(
+                            "{cluster} is a member of {} but {}",
+                            self.topology.global_cluster_id, info.status
+                        )))
+                    }
+                }
+                None => Err(BackendError::rejected(format!(
+                    "{cluster} in {} is not a member of global cluster {}: it was detached, so it must be recreated as a \
+                     secondary (delete it, then create it with GlobalClusterIdentifier {}) before failing back",
+                    ctx.to, self.topology.global_cluster_id, self.topology.global_cluster_id
+                ))),
+            }
+        })
+    }
+}

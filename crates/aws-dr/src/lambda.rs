@@ -1,0 +1,1 @@
+//! The DR automation Lambda: EventBridge alarm events → the runbook policy → the engine.
