@@ -28,6 +28,8 @@ pub enum Expr {
     SubWith(String, Vec<(String, Expr)>),
     Join(String, Vec<Expr>),
     Select(u32, Box<Expr>),
+    /// `Fn::Split` of a string into a list.
+    Split(String, Box<Expr>),
     /// `Fn::GetAZs` of the stack's own region.
     GetAzs,
     /// `Fn::If` on a named condition.
@@ -88,6 +90,7 @@ impl Expr {
                 json!({ "Fn::Join": [sep, items.iter().map(Expr::to_json).collect::<Vec<_>>()] })
             }
             Expr::Select(index, list) => json!({ "Fn::Select": [index, list.to_json()] }),
+            Expr::Split(sep, text) => json!({ "Fn::Split": [sep, text.to_json()] }),
             Expr::GetAzs => json!({ "Fn::GetAZs": "" }),
             Expr::If(cond, then, otherwise) => {
                 json!({ "Fn::If": [cond, then.to_json(), otherwise.to_json()] })
@@ -133,6 +136,11 @@ pub fn join<T: Into<Expr>>(
 /// `Fn::Select` of an index of a list.
 pub fn select(index: u32, list: Expr) -> Expr {
     Expr::Select(index, Box::new(list))
+}
+
+/// `Fn::Split`.
+pub fn split(separator: impl Into<String>, text: Expr) -> Expr {
+    Expr::Split(separator.into(), Box::new(text))
 }
 
 /// `Fn::If`.

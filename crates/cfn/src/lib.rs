@@ -11,7 +11,8 @@ pub mod tags;
 pub mod template;
 
 pub use expr::{
-    Expr, account_id, get_att, if_, join, no_value, partition, r, region, select, stack_name, sub,
+    Expr, account_id, get_att, if_, join, no_value, partition, r, region, select, split,
+    stack_name, sub,
 };
 pub use template::{
     DeletionPolicy, Output, Parameter, ParameterType, Resource, ResourceProperties, Template,

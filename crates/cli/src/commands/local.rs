@@ -1,0 +1,150 @@
+//! `lifeboat local up | down | status` (and the hidden `lifeboat local supervise` the runtime's
+//! supervisor runs as): the local two-region runtime.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Subcommand};
+use lifeboat_contract::exit;
+use lifeboat_local::{LocalError, LocalSettings, ReplicationMode, Runtime};
+
+use crate::context::Context;
+use crate::error::CliError;
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  sudo lifeboat local up                      two regions, semi-sync replication, front door on local.base_port
+  sudo lifeboat local up --replication async
+  lifeboat local status
+  sudo lifeboat local down                    stops everything, removes namespaces and links
+
+Needs root: every region runs in its own network namespace.";
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: LocalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start both regions (databases, replication, storefronts), the front door and the supervisor; or
+    /// find them running.
+    Up(UpArgs),
+    /// Stop every process of the runtime and remove its namespaces and links (data and logs stay until
+    /// the next `up`).
+    Down,
+    /// Show both regions, replication, the front door and the control state.
+    Status,
+    /// Internal: the supervisor process `local up` starts.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct UpArgs {
+    /// Replication between the regions (default: local.replication).
+    #[arg(long, value_name = "MODE", value_parser = ["semi-sync", "async"])]
+    pub replication: Option<String>,
+    /// Let the supervisor fail over on its own (may lose writes not yet replicated). Default:
+    /// dr.allow_data_loss.
+    #[arg(long, conflicts_with = "no_automatic_failover")]
+    pub automatic_failover: bool,
+    /// Never fail over automatically; only switchovers (no data loss) are automated.
+    #[arg(long)]
+    pub no_automatic_failover: bool,
+}
+
+fn local_error(e: LocalError) -> CliError {
+    CliError::new(e.exit_code(), e.to_string())
+}
+
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
+    if let LocalCommand::Supervise { runtime_dir } = &args.command {
+        return supervise(runtime_dir);
+    }
+    let config = ctx.config()?;
+    let mut settings = LocalSettings::from_config(&config);
+    let rt = tokio_runtime()?;
+    match args.command {
+        LocalCommand::Up(up) => {
+            if let Some(mode) = &up.replication {
+                settings.replication = mode.parse::<ReplicationMode>().map_err(CliError::usage)?;
+            }
+            if up.automatic_failover {
+                settings.automatic_failover = true;
+            }
+            if up.no_automatic_failover {
+                settings.automatic_failover = false;
+            }
+            eprintln!("starting the local runtime in {}/local ...", settings.state_dir.display());
+            let (runtime, outcome) = rt.block_on(Runtime::up(&settings)).map_err(local_error)?;
+            let status = rt.block_on(runtime.status());
+            if ctx.json {
+                let out = serde_json::json!({ "up": outcome, "status": status });
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                if outcome.already_up {
+                    println!("{}", ctx.style.ok("the local runtime is already up; nothing to do"));
+                } else if outcome.restarted.is_empty() {
+                    println!("{}", ctx.style.ok("the local runtime is up"));
+                } else {
+                    println!("the local runtime was up; restarted: {}", outcome.restarted.join(", "));
+                }
+                for note in &outcome.notes {
+                    println!("note: {note}");
+                }
+                print!("{}", status.render_text());
+            }
+            Ok(())
+        }
+        LocalCommand::Down => {
+            let report = rt.block_on(Runtime::down(&settings.state_dir)).map_err(local_error)?;
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else if !report.was_up {
+                println!("the local runtime is not up in {}/local; nothing to stop", settings.state_dir.display());
+            } else {
+                println!(
+                    "the local runtime is down: stopped {} processes, removed namespaces {} and links {}",
+                    report.stopped_processes.len(),
+                    report.removed_namespaces.join(", "),
+                    report.removed_links.join(", ")
+                );
+            }
+            Ok(())
+        }
+        LocalCommand::Status => {
+            let runtime = Runtime::open_up(&settings.state_dir).map_err(local_error)?;
+            let status = rt.block_on(runtime.status());
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            } else {
+                print!("{}", status.render_text());
+            }
+            Ok(())
+        }
+        LocalCommand::Supervise { .. } => Err(CliError::new(exit::INTERNAL, "unreachable: supervise handled above")),
+    }
+}
+
+fn supervise(runtime_dir: &std::path::Path) -> Result<(), CliError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .init();
+    let rt = tokio_runtime()?;
+    rt.block_on(lifeboat_local::supervisor::supervise(runtime_dir)).map_err(local_error)
+}

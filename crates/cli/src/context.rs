@@ -1,0 +1,75 @@
+//! What every command gets: the global flags, output style and the configuration (loaded on demand, so
+//! `lifeboat init` works where no valid config exists yet).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use lifeboat_config::Config;
+
+use crate::cli::GlobalArgs;
+use crate::error::CliError;
+use crate::output::Style;
+
+/// The file read when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "lifeboat.toml";
+
+pub struct Context {
+    /// `--config` (or `LIFEBOAT_CONFIG`), when given.
+    pub explicit_config: Option<PathBuf>,
+    pub json: bool,
+    pub style: Style,
+}
+
+impl Context {
+    pub fn new(global: &GlobalArgs) -> Self {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = !global.no_color && !no_color_env && std::io::stderr().is_terminal();
+        Self {
+            explicit_config: global.config.clone(),
+            json: global.json,
+            style: Style { color },
+        }
+    }
+
+    /// Where the configuration comes from: the explicit file, `lifeboat.toml` if present, or `None` (defaults).
+    pub fn config_path(&self) -> Option<PathBuf> {
+        match &self.explicit_config {
+            Some(path) => Some(path.clone()),
+            None => Path::new(DEFAULT_CONFIG_FILE)
+                .exists()
+                .then(|| PathBuf::from(DEFAULT_CONFIG_FILE)),
+        }
+    }
+
+    /// Reads and validates the configuration. A file named explicitly must exist; without `--config`, a
+    /// missing `lifeboat.toml` means the defaults.
+    pub fn config(&self) -> Result<Config, CliError> {
+        let Some(path) = self.config_path() else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::from_error(
+                lifeboat_contract::exit::USAGE,
+                format!("cannot read config file {}", path.display()),
+                &e,
+            )
+        })?;
+        Ok(Config::from_toml_str(&text, &path.display().to_string())?)
+    }
+
+    /// A short description of the config source for messages: the path or "built-in defaults".
+    pub fn config_source(&self) -> String {
+        self.config_path().map_or_else(
+            || "built-in defaults".to_string(),
+            |p| p.display().to_string(),
+        )
+    }
+
+    /// Prints `error: ...` and its causes to stderr.
+    pub fn print_error(&self, err: &CliError) {
+        eprintln!("{} {}", self.style.error("error:"), err.message);
+        for cause in &err.causes {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+}
