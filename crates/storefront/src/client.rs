@@ -23,7 +23,7 @@ pub enum ClientError {
         method: Method,
         path: String,
         status: StatusCode,
-        body: ErrorBody,
+        body: Box<ErrorBody>,
         retry_after_secs: Option<u64>,
     },
     /// No answer: connection refused, reset, timed out.
@@ -174,7 +174,7 @@ impl Client {
                 method,
                 path: path.to_owned(),
                 status,
-                body,
+                body: Box::new(body),
                 retry_after_secs,
             }),
             Err(_) => Err(ClientError::Unexpected {

@@ -60,10 +60,10 @@ impl Images {
         if !safe_file_name(name) {
             return None;
         }
-        if let Some(dir) = dir {
-            if let Ok(bytes) = tokio::fs::read(dir.join(name)).await {
-                return Some((content_type(name), bytes));
-            }
+        if let Some(dir) = dir
+            && let Ok(bytes) = tokio::fs::read(dir.join(name)).await
+        {
+            return Some((content_type(name), bytes));
         }
         let sku = name.strip_suffix(".svg")?;
         let product = crate::db::DEMO_CATALOG.iter().find(|p| p.sku == sku)?;

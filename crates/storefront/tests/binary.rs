@@ -75,10 +75,11 @@ async fn the_binary_serves_a_round_trip_and_obeys_the_fence() {
     let started = Instant::now();
     // Ready when the catalog is seeded and the instance is fit to write.
     loop {
-        if let Ok(h) = client.health_deep(Some("active")).await {
-            if h.status == 200 && client.products().await.is_ok_and(|p| !p.is_empty()) {
-                break;
-            }
+        if let Ok(h) = client.health_deep(Some("active")).await
+            && h.status == 200
+            && client.products().await.is_ok_and(|p| !p.is_empty())
+        {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),

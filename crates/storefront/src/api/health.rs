@@ -79,13 +79,14 @@ pub async fn deep(
     State(app): State<SharedState>,
     Query(query): Query<DeepQuery>,
 ) -> Result<Response, ApiError> {
-    if let Some(expect) = &query.expect {
-        if expect != "active" && expect != "standby" {
-            return Err(ApiError::bad_request(
-                "invalid_expect",
-                format!("expect must be active or standby, not {expect:?}"),
-            ));
-        }
+    if let Some(expect) = &query.expect
+        && expect != "active"
+        && expect != "standby"
+    {
+        return Err(ApiError::bad_request(
+            "invalid_expect",
+            format!("expect must be active or standby, not {expect:?}"),
+        ));
     }
     // Refreshes only when the background refresh has not kept the state fresh (e.g. in Lambda).
     let fresh = app.gate.fresh_snapshot().await;
