@@ -1,0 +1,1141 @@
+//! The deploy engine: applies, previews, destroys and reports the stacks of a synth output, in dependency order
+//! across regions, through change sets. Generic over [`RegionApi`], so all of this runs in tests without AWS.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use lifeboat_contract::exit;
+use lifeboat_contract::manifest::{ArtifactPart, ParameterSource, StackEntry};
+use serde::Serialize;
+
+use crate::api::{
+    ApiError, ChangeSetKind, ChangeSetRequest, RegionApi, StackEvent, StackSnapshot,
+    TemplateSource, is_healthy, is_settled,
+};
+use crate::changes::{self, ResourceChange, StatefulRisk};
+use crate::error::EngineError;
+use crate::graph::{self, Selection};
+use crate::progress::{Observer, Outcome, Phase, Progress, millis};
+use crate::synth_output::SynthOutput;
+
+/// Outputs per stack id.
+pub type OutputsById = BTreeMap<String, BTreeMap<String, String>>;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Stacks worked on at the same time.
+    pub concurrency: usize,
+    /// Longest wait for one change set or one stack operation.
+    pub timeout: Duration,
+    /// First poll interval; doubled after each poll up to `poll_max`. Short first polls keep fast endpoints fast.
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            timeout: Duration::from_secs(60 * 60),
+            poll_initial: Duration::from_millis(200),
+            poll_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where an uploaded code package lies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArtifactLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// Artifact locations by (region, artifact name).
+pub type ArtifactLocations = BTreeMap<(String, String), ArtifactLocation>;
+
+/// One stack's result in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackResult {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub stacks: Vec<StackResult>,
+}
+
+impl RunReport {
+    /// Failures win over refusals: `FAILED` if any stack failed, else `REFUSED` if any was refused, else `OK`.
+    /// Skipped stacks follow from one of those, so they do not decide the code themselves.
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .stacks
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Failed { .. }))
+        {
+            exit::FAILED
+        } else if self
+            .stacks
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Refused { .. }))
+        {
+            exit::REFUSED
+        } else {
+            exit::OK
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&StackResult> {
+        self.stacks.iter().find(|s| s.id == id)
+    }
+}
+
+/// Feeds a stack's parameters from its dependencies' outputs and the uploaded artifacts.
+pub fn resolve_parameters(
+    entry: &StackEntry,
+    outputs: &OutputsById,
+    artifacts: &ArtifactLocations,
+) -> Result<Vec<(String, String)>, String> {
+    entry
+        .parameters
+        .iter()
+        .map(|p| {
+            let value = match &p.source {
+                ParameterSource::StackOutput { stack, output } => outputs
+                    .get(stack)
+                    .and_then(|o| o.get(output))
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!("parameter {}: stack {stack} has no output {output}", p.name)
+                    })?,
+                ParameterSource::Artifact { artifact, part } => {
+                    let loc = artifacts
+                        .get(&(entry.region.clone(), artifact.clone()))
+                        .ok_or_else(|| {
+                            format!(
+                                "parameter {}: artifact {artifact} was not uploaded to {}",
+                                p.name, entry.region
+                            )
+                        })?;
+                    match part {
+                        ArtifactPart::Bucket => loc.bucket.clone(),
+                        ArtifactPart::Key => loc.key.clone(),
+                    }
+                }
+            };
+            Ok((p.name.clone(), value))
+        })
+        .collect()
+}
+
+/// The failing event that explains a failed operation: the earliest `*_FAILED` resource event, preferring real
+/// causes over the "Resource creation cancelled" that CloudFormation writes for the resources it stopped.
+pub fn first_failure<'e>(
+    events_newest_first: &'e [StackEvent],
+    stack_name: &str,
+) -> Option<&'e StackEvent> {
+    let failed: Vec<&StackEvent> = events_newest_first
+        .iter()
+        .rev()
+        .filter(|e| e.status.ends_with("_FAILED"))
+        .collect();
+    let is_cause = |e: &&&StackEvent| {
+        e.logical_id != stack_name
+            && !e
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("cancelled")
+    };
+    failed
+        .iter()
+        .find(is_cause)
+        .or_else(|| failed.iter().find(|e| e.logical_id != stack_name))
+        .or(failed.first())
+        .copied()
+}
+
+fn describe_failure(event: &StackEvent) -> String {
+    format!(
+        "{} ({}) {}: {}",
+        event.logical_id,
+        event.resource_type,
+        event.status,
+        event.reason.as_deref().unwrap_or("no reason given")
+    )
+}
+
+/// Resources of the template that the endpoint does not list: a resource silently skipped (moto does this
+/// for types it does not support) must never pass as deployed.
+pub fn missing_resources(
+    template_resources: &[(String, String)],
+    listed: &[crate::api::StackResource],
+) -> Vec<String> {
+    let present: BTreeSet<&str> = listed.iter().map(|r| r.logical_id.as_str()).collect();
+    let mut missing: Vec<String> = template_resources
+        .iter()
+        .filter(|(id, _)| !present.contains(id.as_str()))
+        .map(|(id, ty)| format!("{id} ({ty})"))
+        .collect();
+    let anonymous = listed.iter().filter(|r| r.logical_id.is_empty()).count();
+    if anonymous > 0 {
+        missing.push(format!(
+            "{anonymous} resource(s) listed without a logical id"
+        ));
+    }
+    missing
+}
+
+/// What `diff` found for one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackDiff {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    /// False when the stack does not exist yet.
+    pub exists: bool,
+    #[serde(flatten)]
+    pub result: DiffResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "diff", rename_all = "snake_case")]
+pub enum DiffResult {
+    NoChanges,
+    Changes {
+        changes: Vec<ResourceChange>,
+        stateful_risks: Vec<StatefulRisk>,
+    },
+    /// A change set could not be made (its inputs come from stacks not deployed yet); `changes` lists the
+    /// template's resources as additions when the stack is new.
+    Unknown {
+        reason: String,
+        changes: Vec<ResourceChange>,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// One row of `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackStatus {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub component: String,
+    /// The CloudFormation status, or `NOT_DEPLOYED`.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub last_updated: Option<String>,
+    pub drift_status: Option<String>,
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Data that destroying the selected stacks would delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataFinding {
+    pub stack: String,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub physical_id: Option<String>,
+    pub what: String,
+}
+
+impl std::fmt::Display for DataFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} {} ({}) {}",
+            self.stack,
+            self.resource_type,
+            self.logical_id,
+            self.physical_id.as_deref().unwrap_or("-"),
+            self.what
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestroyPlan {
+    /// Existing stacks, in deletion order (dependents first).
+    pub to_delete: Vec<String>,
+    pub absent: Vec<String>,
+    pub data: Vec<DataFinding>,
+    /// Non-empty buckets per stack, emptied before the stack is deleted (only used with `--force`).
+    pub buckets_to_empty: BTreeMap<String, Vec<String>>,
+}
+
+/// A finished apply: stack id, outcome, outputs, time taken.
+type Applied = (String, Outcome, BTreeMap<String, String>, Duration);
+
+type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+pub struct Engine<'a, A: RegionApi> {
+    pub synth: &'a SynthOutput,
+    pub apis: &'a BTreeMap<String, A>,
+    pub options: EngineOptions,
+}
+
+impl<'a, A: RegionApi> Engine<'a, A> {
+    pub fn new(
+        synth: &'a SynthOutput,
+        apis: &'a BTreeMap<String, A>,
+        options: EngineOptions,
+    ) -> Self {
+        Self {
+            synth,
+            apis,
+            options,
+        }
+    }
+
+    fn api(&self, region: &str) -> Result<&'a A, EngineError> {
+        self.apis
+            .get(region)
+            .ok_or_else(|| EngineError::Input(format!("no AWS client for region {region}")))
+    }
+
+    fn entry(&self, id: &str) -> &'a StackEntry {
+        // Ids come from the validated manifest.
+        self.synth
+            .stack(id)
+            .unwrap_or_else(|| unreachable_stack(id))
+    }
+
+    pub fn select(&self, pattern: Option<&str>) -> Result<Selection, EngineError> {
+        graph::select(&self.synth.manifest.stacks, pattern)
+    }
+
+    /// Outputs of deployed stacks, for the ids given; the ones not deployed (or not usable) are returned apart.
+    pub async fn current_outputs(
+        &self,
+        ids: impl IntoIterator<Item = &str>,
+    ) -> Result<(OutputsById, Vec<String>), EngineError> {
+        let mut outputs = OutputsById::new();
+        let mut missing = Vec::new();
+        for id in ids {
+            let entry = self.entry(id);
+            match self
+                .api(&entry.region)?
+                .describe_stack(&entry.name)
+                .await
+                .map_err(api_error)?
+            {
+                Some(s) if is_healthy(&s.status) => {
+                    outputs.insert(id.to_string(), s.outputs);
+                }
+                Some(s) => missing.push(format!(
+                    "{id} ({} in {}: {})",
+                    entry.name, entry.region, s.status
+                )),
+                None => missing.push(format!(
+                    "{id} ({} in {}: not deployed)",
+                    entry.name, entry.region
+                )),
+            }
+        }
+        Ok((outputs, missing))
+    }
+
+    /// Deploys the selected stacks. Stacks outside the selection that selected ones depend on must be deployed.
+    pub async fn deploy(
+        &self,
+        selection: &Selection,
+        artifacts: &ArtifactLocations,
+        template_urls: &BTreeMap<String, String>,
+        observer: &dyn Observer,
+    ) -> Result<RunReport, EngineError> {
+        let (mut outputs, missing) = self
+            .current_outputs(selection.external_dependencies.iter().map(String::as_str))
+            .await?;
+        if !missing.is_empty() {
+            return Err(EngineError::Unavailable(format!(
+                "the selected stacks depend on stacks that are not deployed; deploy them first or widen --stacks: {}",
+                missing.join(", ")
+            )));
+        }
+        let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
+        let mut pending: Vec<String> = selection.ordered.clone();
+        let mut running: FuturesUnordered<BoxFuture<'_, Applied>> = FuturesUnordered::new();
+        let concurrency = self.options.concurrency.max(1);
+
+        loop {
+            // Start every stack whose dependencies are settled, up to the concurrency limit; a stack whose
+            // dependency did not succeed is skipped (and so, in turn, are its own dependents).
+            let mut i = 0;
+            while i < pending.len() {
+                let entry = self.entry(&pending[i]);
+                let blocked_by = entry.depends_on.iter().find(|d| {
+                    results
+                        .get(d.as_str())
+                        .is_some_and(|r| !r.outcome.is_success())
+                });
+                if let Some(dep) = blocked_by {
+                    let outcome = Outcome::Skipped {
+                        because: format!("{dep} did not deploy"),
+                    };
+                    self.finish(observer, &mut results, entry, outcome, Duration::ZERO);
+                    pending.remove(i);
+                    continue;
+                }
+                let ready = entry.depends_on.iter().all(|d| {
+                    outputs.contains_key(d)
+                        && (results.contains_key(d) || selection.external_dependencies.contains(d))
+                });
+                if ready && running.len() < concurrency {
+                    let id = pending.remove(i);
+                    let params = resolve_parameters(entry, &outputs, artifacts);
+                    let template = match template_urls.get(&id) {
+                        Some(url) => TemplateSource::Url(url.clone()),
+                        None => TemplateSource::Body(self.synth.template(&id).to_string()),
+                    };
+                    running.push(Box::pin(async move {
+                        let started = Instant::now();
+                        let (outcome, outs) = match params {
+                            Ok(params) => self.apply_stack(entry, params, template, observer).await,
+                            Err(reason) => (Outcome::Failed { reason }, BTreeMap::new()),
+                        };
+                        (id, outcome, outs, started.elapsed())
+                    }));
+                    continue;
+                }
+                i += 1;
+            }
+            let Some((id, outcome, outs, elapsed)) = running.next().await else {
+                break;
+            };
+            if outcome.is_success() {
+                outputs.insert(id.clone(), outs);
+            }
+            self.finish(observer, &mut results, self.entry(&id), outcome, elapsed);
+        }
+        // Anything left could not start (a dependency never finished): say so rather than drop it.
+        for id in pending {
+            let entry = self.entry(&id);
+            self.finish(
+                observer,
+                &mut results,
+                entry,
+                Outcome::Skipped {
+                    because: "dependencies not met".into(),
+                },
+                Duration::ZERO,
+            );
+        }
+        let stacks = selection
+            .ordered
+            .iter()
+            .filter_map(|id| results.remove(id))
+            .collect();
+        Ok(RunReport { stacks })
+    }
+
+    fn finish(
+        &self,
+        observer: &dyn Observer,
+        results: &mut BTreeMap<String, StackResult>,
+        entry: &StackEntry,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        observer.event(Progress::Finished {
+            stack: entry.id.clone(),
+            outcome: outcome.clone(),
+            elapsed_ms: millis(elapsed),
+        });
+        results.insert(
+            entry.id.clone(),
+            StackResult {
+                id: entry.id.clone(),
+                name: entry.name.clone(),
+                region: entry.region.clone(),
+                outcome,
+                elapsed_ms: millis(elapsed),
+            },
+        );
+    }
+
+    /// Applies one stack through a change set. Returns the outcome and, on success, the stack's outputs.
+    async fn apply_stack(
+        &self,
+        entry: &StackEntry,
+        params: Vec<(String, String)>,
+        template: TemplateSource,
+        observer: &dyn Observer,
+    ) -> (Outcome, BTreeMap<String, String>) {
+        match self
+            .try_apply_stack(entry, params, template, observer)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => (Outcome::Failed { reason: e }, BTreeMap::new()),
+        }
+    }
+
+    async fn try_apply_stack(
+        &self,
+        entry: &StackEntry,
+        params: Vec<(String, String)>,
+        template: TemplateSource,
+        observer: &dyn Observer,
+    ) -> Result<(Outcome, BTreeMap<String, String>), String> {
+        let api = self.api(&entry.region).map_err(|e| e.to_string())?;
+        let id = entry.id.clone();
+        observer.event(Progress::Phase {
+            stack: id.clone(),
+            phase: Phase::Planning,
+        });
+
+        let existing = api
+            .describe_stack(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let kind = match &existing {
+            None => ChangeSetKind::Create,
+            Some(s) if s.status == "REVIEW_IN_PROGRESS" => ChangeSetKind::Create,
+            Some(s) if s.status == "ROLLBACK_COMPLETE" => {
+                // A failed first create leaves a stack that can only be deleted; recreate it in the same pass.
+                observer.event(Progress::Phase {
+                    stack: id.clone(),
+                    phase: Phase::RemovingFailedStack,
+                });
+                api.delete_stack(&entry.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.wait_stack(api, entry, None, Wait::Deleted, observer)
+                    .await?;
+                ChangeSetKind::Create
+            }
+            Some(s) if !is_settled(&s.status) => {
+                return Err(format!(
+                    "{} is busy ({}); wait for that operation to finish",
+                    entry.name, s.status
+                ));
+            }
+            Some(s) if s.status.ends_with("_FAILED") => {
+                return Err(format!(
+                    "{} is in {} ({}); fix or delete it first",
+                    entry.name,
+                    s.status,
+                    s.status_reason.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            Some(_) => ChangeSetKind::Update,
+        };
+
+        let request = ChangeSetRequest {
+            stack_name: entry.name.clone(),
+            change_set_name: format!("lifeboat-{}", uuid::Uuid::new_v4().simple()),
+            kind,
+            template,
+            parameters: params,
+            tags: vec![],
+        };
+        let cs = self.prepare_change_set(api, &request).await?;
+        let (cs_id, changes) = match cs {
+            Prepared::NoChanges(cs_id) => {
+                let _ = api.delete_change_set(&cs_id).await;
+                let snapshot = api
+                    .describe_stack(&entry.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok((
+                    Outcome::Unchanged,
+                    snapshot.map(|s| s.outputs).unwrap_or_default(),
+                ));
+            }
+            Prepared::Failed(cs_id, reason) => {
+                let _ = api.delete_change_set(&cs_id).await;
+                return Err(format!("change set failed: {reason}"));
+            }
+            Prepared::Ready(cs_id, changes) => (cs_id, changes),
+        };
+
+        let risks = changes::stateful_risks(&changes, &entry.stateful_resources);
+        if !risks.is_empty() && !observer.approve_data_risk(&id, &risks) {
+            let _ = api.delete_change_set(&cs_id).await;
+            if kind == ChangeSetKind::Create {
+                let _ = api.delete_stack(&entry.name).await;
+            }
+            return Ok((
+                Outcome::Refused {
+                    risks: risks.iter().map(ToString::to_string).collect(),
+                },
+                BTreeMap::new(),
+            ));
+        }
+
+        let marker = api
+            .stack_events(&entry.name, None)
+            .await
+            .ok()
+            .and_then(|events| events.first().map(|e| e.event_id.clone()));
+        let phase = if kind == ChangeSetKind::Create {
+            Phase::Creating
+        } else {
+            Phase::Updating
+        };
+        observer.event(Progress::Phase {
+            stack: id.clone(),
+            phase,
+        });
+        api.execute_change_set(&cs_id)
+            .await
+            .map_err(|e| format!("executing the change set: {}", e.message))?;
+        let snapshot = self
+            .wait_stack(api, entry, marker, Wait::Applied, observer)
+            .await?;
+        let counts = changes::count(&changes);
+        let outcome = match kind {
+            ChangeSetKind::Create => Outcome::Created { changes: counts },
+            ChangeSetKind::Update => Outcome::Updated { changes: counts },
+        };
+        Ok((outcome, snapshot.map(|s| s.outputs).unwrap_or_default()))
+    }
+
+    /// Creates a change set and waits until CloudFormation has computed it.
+    async fn prepare_change_set(
+        &self,
+        api: &A,
+        request: &ChangeSetRequest,
+    ) -> Result<Prepared, String> {
+        let cs_id = api
+            .create_change_set(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut interval = self.options.poll_initial;
+        loop {
+            let state = api
+                .describe_change_set(&cs_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            match state.status.as_str() {
+                "CREATE_COMPLETE" if state.changes.is_empty() => {
+                    return Ok(Prepared::NoChanges(cs_id));
+                }
+                "CREATE_COMPLETE" => return Ok(Prepared::Ready(cs_id, state.changes)),
+                "FAILED" => {
+                    let reason = state
+                        .status_reason
+                        .unwrap_or_else(|| "no reason given".into());
+                    if changes::is_no_change_reason(&reason) {
+                        return Ok(Prepared::NoChanges(cs_id));
+                    }
+                    return Ok(Prepared::Failed(cs_id, reason));
+                }
+                _ => {}
+            }
+            if started.elapsed() > self.options.timeout {
+                let _ = api.delete_change_set(&cs_id).await;
+                return Err(format!(
+                    "change set not ready after {} s (status {})",
+                    self.options.timeout.as_secs(),
+                    state.status
+                ));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(self.options.poll_max);
+        }
+    }
+
+    /// Waits until the stack's current operation settles, reporting resource progress and failing resources.
+    async fn wait_stack(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        marker: Option<String>,
+        want: Wait,
+        observer: &dyn Observer,
+    ) -> Result<Option<StackSnapshot>, String> {
+        let started = Instant::now();
+        let mut interval = self.options.poll_initial;
+        let mut reported: BTreeSet<String> = BTreeSet::new();
+        let mut failures: Vec<StackEvent> = Vec::new();
+        let mut last_done = usize::MAX;
+        loop {
+            let snapshot = api
+                .describe_stack(&entry.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Events are best effort: some endpoints only record stack-level events.
+            if let Ok(events) = api.stack_events(&entry.name, marker.as_deref()).await {
+                for e in events
+                    .iter()
+                    .rev()
+                    .filter(|e| e.status.ends_with("_FAILED"))
+                {
+                    if reported.insert(e.event_id.clone()) {
+                        failures.push(e.clone());
+                        if e.logical_id != entry.name {
+                            observer.event(Progress::ResourceFailed {
+                                stack: entry.id.clone(),
+                                logical_id: e.logical_id.clone(),
+                                resource_type: e.resource_type.clone(),
+                                reason: e.reason.clone().unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
+            }
+            let status = snapshot.as_ref().map(|s| s.status.clone());
+            match (&want, status.as_deref()) {
+                (Wait::Deleted, None) | (Wait::Deleted, Some("DELETE_COMPLETE")) => {
+                    return Ok(None);
+                }
+                (Wait::Applied, None) => {
+                    return Err(format!("{} disappeared while being deployed", entry.name));
+                }
+                (Wait::Applied, Some(s)) if is_settled(s) && is_healthy(s) => return Ok(snapshot),
+                (_, Some(s)) if is_settled(s) => {
+                    let newest_first: Vec<StackEvent> = failures.iter().rev().cloned().collect();
+                    let reason = match first_failure(&newest_first, &entry.name) {
+                        Some(e) => describe_failure(e),
+                        None => format!(
+                            "stack ended in {s}: {}",
+                            snapshot
+                                .and_then(|x| x.status_reason)
+                                .unwrap_or_else(|| "no reason given".into())
+                        ),
+                    };
+                    return Err(reason);
+                }
+                _ => {}
+            }
+            if want == Wait::Applied
+                && let Ok(resources) = api.stack_resources(&entry.name).await
+            {
+                let done = resources
+                    .iter()
+                    .filter(|r| r.status.ends_with("_COMPLETE"))
+                    .count();
+                if done != last_done {
+                    last_done = done;
+                    observer.event(Progress::Resources {
+                        stack: entry.id.clone(),
+                        done,
+                        total: entry.resource_count,
+                    });
+                }
+            }
+            if started.elapsed() > self.options.timeout {
+                return Err(format!(
+                    "timed out after {} s waiting for {} (status {})",
+                    self.options.timeout.as_secs(),
+                    entry.name,
+                    status.unwrap_or_default()
+                ));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(self.options.poll_max);
+        }
+    }
+
+    /// Previews the selected stacks: a change set each, described, then deleted. Nothing is executed.
+    pub async fn diff(
+        &self,
+        selection: &Selection,
+        artifacts: &ArtifactLocations,
+    ) -> Result<Vec<StackDiff>, EngineError> {
+        let mut deps: BTreeSet<&str> = BTreeSet::new();
+        for id in &selection.ordered {
+            deps.extend(self.entry(id).depends_on.iter().map(String::as_str));
+        }
+        let (outputs, _) = self.current_outputs(deps).await?;
+        let futures = selection.ordered.iter().map(|id| {
+            let entry = self.entry(id);
+            let outputs = &outputs;
+            async move { self.diff_stack(entry, outputs, artifacts).await }
+        });
+        let diffs: Vec<Result<StackDiff, EngineError>> = futures::stream::iter(futures)
+            .buffered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        diffs.into_iter().collect()
+    }
+
+    async fn diff_stack(
+        &self,
+        entry: &StackEntry,
+        outputs: &OutputsById,
+        artifacts: &ArtifactLocations,
+    ) -> Result<StackDiff, EngineError> {
+        let api = self.api(&entry.region)?;
+        let existing = api.describe_stack(&entry.name).await.map_err(api_error)?;
+        let exists = existing
+            .as_ref()
+            .is_some_and(|s| s.status != "REVIEW_IN_PROGRESS");
+        let make = |result| StackDiff {
+            id: entry.id.clone(),
+            name: entry.name.clone(),
+            region: entry.region.clone(),
+            exists,
+            result,
+        };
+        let all_new = || -> Result<Vec<ResourceChange>, EngineError> {
+            Ok(self
+                .synth
+                .template_resources(&entry.id)?
+                .into_iter()
+                .map(|(logical_id, resource_type)| ResourceChange {
+                    logical_id,
+                    physical_id: None,
+                    resource_type,
+                    action: changes::Action::Add,
+                    replacement: None,
+                })
+                .collect())
+        };
+        let params = match resolve_parameters(entry, outputs, artifacts) {
+            Ok(p) => p,
+            Err(reason) => {
+                let changes = if exists { vec![] } else { all_new()? };
+                return Ok(make(DiffResult::Unknown { reason, changes }));
+            }
+        };
+        if let Some(s) = &existing {
+            if !is_settled(&s.status) && s.status != "REVIEW_IN_PROGRESS" {
+                return Ok(make(DiffResult::Unknown {
+                    reason: format!("stack is busy ({})", s.status),
+                    changes: vec![],
+                }));
+            }
+            if s.status == "ROLLBACK_COMPLETE" {
+                return Ok(make(DiffResult::Unknown {
+                    reason: "stack is in ROLLBACK_COMPLETE; deploy deletes and recreates it".into(),
+                    changes: all_new()?,
+                }));
+            }
+        }
+        let kind = if exists {
+            ChangeSetKind::Update
+        } else {
+            ChangeSetKind::Create
+        };
+        let request = ChangeSetRequest {
+            stack_name: entry.name.clone(),
+            change_set_name: format!("lifeboat-diff-{}", uuid::Uuid::new_v4().simple()),
+            kind,
+            template: TemplateSource::Body(self.synth.template(&entry.id).to_string()),
+            parameters: params,
+            tags: vec![],
+        };
+        let prepared = self.prepare_change_set(api, &request).await;
+        let cs_id = match &prepared {
+            Ok(Prepared::NoChanges(id) | Prepared::Failed(id, _) | Prepared::Ready(id, _)) => {
+                Some(id.clone())
+            }
+            Err(_) => None,
+        };
+        if let Some(cs_id) = cs_id {
+            let _ = api.delete_change_set(&cs_id).await;
+        }
+        // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind; remove it so a preview of a
+        // new stack leaves nothing.
+        if kind == ChangeSetKind::Create && existing.is_none() {
+            let _ = api.delete_stack(&entry.name).await;
+        }
+        let result = match prepared {
+            Ok(Prepared::NoChanges(_)) => DiffResult::NoChanges,
+            Ok(Prepared::Ready(_, changes)) => {
+                let stateful_risks = changes::stateful_risks(&changes, &entry.stateful_resources);
+                DiffResult::Changes {
+                    changes,
+                    stateful_risks,
+                }
+            }
+            Ok(Prepared::Failed(_, reason)) | Err(reason) => DiffResult::Failed { reason },
+        };
+        Ok(make(result))
+    }
+
+    /// State, last update, drift status and outputs of the selected stacks.
+    pub async fn status(&self, ids: &[String]) -> Result<Vec<StackStatus>, EngineError> {
+        let mut rows = Vec::new();
+        for id in ids {
+            let entry = self.entry(id);
+            let snapshot = self
+                .api(&entry.region)?
+                .describe_stack(&entry.name)
+                .await
+                .map_err(api_error)?;
+            let snapshot = snapshot.filter(|s| s.status != "REVIEW_IN_PROGRESS");
+            rows.push(StackStatus {
+                id: entry.id.clone(),
+                name: entry.name.clone(),
+                region: entry.region.clone(),
+                component: entry.component.clone(),
+                status: snapshot
+                    .as_ref()
+                    .map(|s| s.status.clone())
+                    .unwrap_or_else(|| "NOT_DEPLOYED".into()),
+                status_reason: snapshot.as_ref().and_then(|s| s.status_reason.clone()),
+                last_updated: snapshot.as_ref().and_then(|s| s.last_updated.clone()),
+                drift_status: snapshot.as_ref().and_then(|s| s.drift_status.clone()),
+                outputs: snapshot.map(|s| s.outputs).unwrap_or_default(),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Works out what destroying the selection would delete, and which of it is data. Changes nothing.
+    pub async fn plan_destroy(&self, selection: &Selection) -> Result<DestroyPlan, EngineError> {
+        let stacks = &self.synth.manifest.stacks;
+        let chosen: BTreeSet<&str> = selection.ordered.iter().map(String::as_str).collect();
+        let mut existing = BTreeSet::new();
+        let mut absent = Vec::new();
+        for id in &selection.ordered {
+            let entry = self.entry(id);
+            match self
+                .api(&entry.region)?
+                .describe_stack(&entry.name)
+                .await
+                .map_err(api_error)?
+            {
+                Some(_) => {
+                    existing.insert(id.clone());
+                }
+                None => absent.push(id.clone()),
+            }
+        }
+        // A stack outside the selection that uses a selected one would lose its inputs: refuse.
+        let mut blockers = Vec::new();
+        for id in &existing {
+            for dependent in graph::transitive_dependents(stacks, id) {
+                if chosen.contains(dependent.as_str()) {
+                    continue;
+                }
+                let entry = self.entry(&dependent);
+                if self
+                    .api(&entry.region)?
+                    .describe_stack(&entry.name)
+                    .await
+                    .map_err(api_error)?
+                    .is_some()
+                {
+                    blockers.push(format!("{dependent} (uses {id})"));
+                }
+            }
+        }
+        if !blockers.is_empty() {
+            blockers.sort();
+            blockers.dedup();
+            return Err(EngineError::Refused(format!(
+                "stacks outside the selection still depend on it; destroy them too or first: {}",
+                blockers.join(", ")
+            )));
+        }
+        let mut data = Vec::new();
+        let mut buckets_to_empty: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in &existing {
+            let entry = self.entry(id);
+            let api = self.api(&entry.region)?;
+            let resources = api.stack_resources(&entry.name).await.map_err(api_error)?;
+            for r in resources {
+                let finding = |what: &str| DataFinding {
+                    stack: id.clone(),
+                    logical_id: r.logical_id.clone(),
+                    resource_type: r.resource_type.clone(),
+                    physical_id: r.physical_id.clone(),
+                    what: what.to_string(),
+                };
+                match r.resource_type.as_str() {
+                    "AWS::S3::Bucket" => {
+                        let Some(bucket) = r.physical_id.as_deref().filter(|b| !b.is_empty())
+                        else {
+                            continue;
+                        };
+                        if api.bucket_has_objects(bucket).await.map_err(api_error)? {
+                            data.push(finding("is not empty"));
+                            buckets_to_empty
+                                .entry(id.clone())
+                                .or_default()
+                                .push(bucket.to_string());
+                        }
+                    }
+                    "AWS::DynamoDB::Table" | "AWS::DynamoDB::GlobalTable" => {
+                        data.push(finding("is a table"))
+                    }
+                    "AWS::RDS::DBCluster" | "AWS::RDS::DBInstance" | "AWS::RDS::GlobalCluster" => {
+                        // Protected unless the template says `false` literally: a condition may turn it on.
+                        let protection =
+                            self.synth
+                                .resource_property(id, &r.logical_id, "DeletionProtection");
+                        if !matches!(protection, None | Some(serde_json::Value::Bool(false))) {
+                            data.push(finding("has deletion protection"));
+                        } else {
+                            data.push(finding("is a database"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let order =
+            graph::topological_order(stacks, &existing.iter().map(String::as_str).collect());
+        Ok(DestroyPlan {
+            to_delete: order.into_iter().rev().collect(),
+            absent,
+            data,
+            buckets_to_empty,
+        })
+    }
+
+    /// Deletes the planned stacks, dependents first. Refuses data unless `force`.
+    pub async fn destroy(
+        &self,
+        plan: &DestroyPlan,
+        force: bool,
+        observer: &dyn Observer,
+    ) -> Result<RunReport, EngineError> {
+        if !plan.data.is_empty() && !force {
+            let list: Vec<String> = plan.data.iter().map(ToString::to_string).collect();
+            return Err(EngineError::Refused(format!(
+                "destroying would delete data; nothing was deleted. Pass --force to delete it:\n  {}",
+                list.join("\n  ")
+            )));
+        }
+        let stacks = &self.synth.manifest.stacks;
+        let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
+        for id in &plan.absent {
+            self.finish(
+                observer,
+                &mut results,
+                self.entry(id),
+                Outcome::Absent,
+                Duration::ZERO,
+            );
+        }
+        let mut pending: Vec<String> = plan.to_delete.clone();
+        let in_plan: BTreeSet<&str> = plan.to_delete.iter().map(String::as_str).collect();
+        let mut running: FuturesUnordered<BoxFuture<'_, (String, Outcome, Duration)>> =
+            FuturesUnordered::new();
+        let concurrency = self.options.concurrency.max(1);
+        loop {
+            let mut i = 0;
+            while i < pending.len() {
+                let id = pending[i].clone();
+                let dependents: Vec<String> = graph::transitive_dependents(stacks, &id)
+                    .into_iter()
+                    .filter(|d| in_plan.contains(d.as_str()))
+                    .collect();
+                if let Some(kept) = dependents
+                    .iter()
+                    .find(|d| results.get(*d).is_some_and(|r| !r.outcome.is_success()))
+                {
+                    let outcome = Outcome::Skipped {
+                        because: format!("{kept} still uses it"),
+                    };
+                    self.finish(
+                        observer,
+                        &mut results,
+                        self.entry(&id),
+                        outcome,
+                        Duration::ZERO,
+                    );
+                    pending.remove(i);
+                    continue;
+                }
+                let ready = dependents.iter().all(|d| results.contains_key(d));
+                if ready && running.len() < concurrency {
+                    pending.remove(i);
+                    let entry = self.entry(&id);
+                    let buckets = if force {
+                        plan.buckets_to_empty.get(&id).cloned().unwrap_or_default()
+                    } else {
+                        vec![]
+                    };
+                    running.push(Box::pin(async move {
+                        let started = Instant::now();
+                        let outcome = match self.delete_stack(entry, &buckets, observer).await {
+                            Ok(()) => Outcome::Deleted,
+                            Err(reason) => Outcome::Failed { reason },
+                        };
+                        (id, outcome, started.elapsed())
+                    }));
+                    continue;
+                }
+                i += 1;
+            }
+            let Some((id, outcome, elapsed)) = running.next().await else {
+                break;
+            };
+            self.finish(observer, &mut results, self.entry(&id), outcome, elapsed);
+        }
+        let mut ordered: Vec<StackResult> = plan
+            .to_delete
+            .iter()
+            .filter_map(|id| results.remove(id))
+            .collect();
+        ordered.extend(results.into_values());
+        Ok(RunReport { stacks: ordered })
+    }
+
+    async fn delete_stack(
+        &self,
+        entry: &StackEntry,
+        buckets: &[String],
+        observer: &dyn Observer,
+    ) -> Result<(), String> {
+        let api = self.api(&entry.region).map_err(|e| e.to_string())?;
+        if !buckets.is_empty() {
+            observer.event(Progress::Phase {
+                stack: entry.id.clone(),
+                phase: Phase::EmptyingBuckets,
+            });
+            for b in buckets {
+                api.empty_bucket(b).await.map_err(|e| e.to_string())?;
+            }
+        }
+        let marker = api
+            .stack_events(&entry.name, None)
+            .await
+            .ok()
+            .and_then(|events| events.first().map(|e| e.event_id.clone()));
+        observer.event(Progress::Phase {
+            stack: entry.id.clone(),
+            phase: Phase::Deleting,
+        });
+        api.delete_stack(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.wait_stack(api, entry, marker, Wait::Deleted, observer)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Applied,
+    Deleted,
+}
+
+enum Prepared {
+    NoChanges(String),
+    Ready(String, Vec<ResourceChange>),
+    Failed(String, String),
+}
+
+fn api_error(e: ApiError) -> EngineError {
+    if e.unavailable {
+        EngineError::Unavailable(e.to_string())
+    } else {
+        EngineError::Aws(e.to_string())
+    }
+}
+
+#[cold]
+fn unreachable_stack(id: &str) -> &'static StackEntry {
+    // Every id the engine handles comes from the validated manifest; reaching this is a bug in the engine.
+    panic!("stack id {id} is not in the manifest")
+}
