@@ -44,6 +44,12 @@ pub struct GlobalArgs {
     /// No colours (also when NO_COLOR is set or stderr is not a terminal).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// AWS endpoint to call instead of AWS itself, e.g. a local moto server (http://127.0.0.1:5000).
+    #[arg(long, global = true, value_name = "URL", env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS profile from the shared config files; without it the standard credential chain applies.
+    #[arg(long, global = true, value_name = "NAME", env = "AWS_PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,4 +62,22 @@ pub enum Command {
     /// Render both regions' CloudFormation templates and manifest.json from the config.
     #[command(after_help = commands::synth::AFTER_HELP)]
     Synth(commands::synth::Args),
+    /// Create the assets bucket (bootstrap stack) in both regions.
+    #[command(after_help = commands::stacks::bootstrap::AFTER_HELP)]
+    Bootstrap(commands::stacks::bootstrap::Args),
+    /// Show what a deploy would add, modify and remove, per stack; nothing is executed.
+    #[command(after_help = commands::stacks::diff::AFTER_HELP)]
+    Diff(commands::stacks::diff::Args),
+    /// Deploy both regions through CloudFormation change sets, in dependency order.
+    #[command(after_help = commands::stacks::deploy::AFTER_HELP)]
+    Deploy(commands::stacks::deploy::Args),
+    /// Delete the stacks, dependents first; refuses to delete data without --force.
+    #[command(after_help = commands::stacks::destroy::AFTER_HELP)]
+    Destroy(commands::stacks::destroy::Args),
+    /// Each stack's state, last update, drift status and outputs.
+    #[command(after_help = commands::stacks::status::AFTER_HELP)]
+    Status(commands::stacks::status::Args),
+    /// The local two-region runtime: `local up | down | status`.
+    #[command(after_help = commands::local::AFTER_HELP)]
+    Local(commands::local::Args),
 }

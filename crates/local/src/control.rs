@@ -41,6 +41,10 @@ pub struct ControlView {
     pub state: ControlState,
     /// Region → last renewal, milliseconds since the Unix epoch.
     pub leases: BTreeMap<String, u64>,
+    /// Region → last renewal whose answer allowed that region to write (active, no fence): the write
+    /// lease a storefront there may still be acting on. No such renewal happens once the fence is raised.
+    #[serde(default)]
+    pub write_leases: BTreeMap<String, u64>,
     /// When the server answered (same clock as `leases`).
     pub now_ms: u64,
 }
@@ -48,6 +52,7 @@ pub struct ControlView {
 struct Shared {
     state: ControlState,
     leases: BTreeMap<String, u64>,
+    write_leases: BTreeMap<String, u64>,
     regions: Vec<String>,
     file: PathBuf,
 }
@@ -79,6 +84,7 @@ pub fn router(state: ControlState, regions: Vec<String>, file: PathBuf) -> Route
     let shared: AppState = Arc::new(Mutex::new(Shared {
         state,
         leases: BTreeMap::new(),
+        write_leases: BTreeMap::new(),
         regions,
         file,
     }));
@@ -133,18 +139,26 @@ async fn read_and_renew(State(shared): State<AppState>, Query(q): Query<RegionQu
             format!("unknown region {region:?}: expected one of {:?}", s.regions),
         );
     }
-    s.leases.insert(region, crate::events::now_ms());
+    let now = crate::events::now_ms();
+    if s.state.allows_writes_in(&region) {
+        s.write_leases.insert(region.clone(), now);
+    }
+    s.leases.insert(region, now);
     Json(s.state.clone()).into_response()
+}
+
+fn view(s: &Shared) -> ControlView {
+    ControlView {
+        state: s.state.clone(),
+        leases: s.leases.clone(),
+        write_leases: s.write_leases.clone(),
+        now_ms: crate::events::now_ms(),
+    }
 }
 
 async fn admin_view(State(shared): State<AppState>) -> Response {
     let s = lock(&shared);
-    Json(ControlView {
-        state: s.state.clone(),
-        leases: s.leases.clone(),
-        now_ms: crate::events::now_ms(),
-    })
-    .into_response()
+    Json(view(&s)).into_response()
 }
 
 async fn admin_update(
@@ -186,12 +200,7 @@ async fn admin_update(
         }
         s.state = next;
     }
-    Json(ControlView {
-        state: s.state.clone(),
-        leases: s.leases.clone(),
-        now_ms: crate::events::now_ms(),
-    })
-    .into_response()
+    Json(view(&s)).into_response()
 }
 
 /// A client of the control server (DR backend, status, drills).

@@ -11,7 +11,9 @@
 //! ([`events::EventLog`]) with detection and step timings.
 
 pub mod assets;
+pub mod backend;
 pub mod control;
+pub mod dr;
 pub mod error;
 pub mod events;
 pub mod haproxy;
@@ -21,8 +23,11 @@ pub mod netns;
 pub mod process;
 pub mod runtime;
 pub mod settings;
+pub mod supervisor;
 
+pub use backend::LocalBackend;
 pub use control::{ControlClient, ControlUpdate, ControlView};
+pub use dr::LocalDr;
 pub use error::{LocalError, Result};
 pub use events::{Event, EventLog};
 pub use layout::Layout;

@@ -535,6 +535,50 @@ impl Runtime {
         haproxy::start(&self.layout)
     }
 
+    /// Switches the pair between semi-sync and async replication, live and in the servers'
+    /// configuration files (a restarted server keeps the mode). Databases that are down are switched
+    /// when they start again, through their configuration.
+    pub async fn set_replication(&mut self, mode: crate::settings::ReplicationMode) -> Result<()> {
+        let on = if mode == crate::settings::ReplicationMode::SemiSync {
+            "ON"
+        } else {
+            "OFF"
+        };
+        self.info.settings.replication = mode;
+        for region in self.info.regions.clone() {
+            let cnf = mariadb::render_cnf(
+                &self.layout,
+                &self.info.settings,
+                &region.name,
+                &region.link.ip,
+                region.server_id,
+            );
+            write_atomic(&self.layout.mariadb_cnf(&region.name), cnf.as_bytes())?;
+            if self.database_pid(&region.name).is_none() {
+                continue;
+            }
+            let db = self.db(&region.name)?;
+            db.execute(
+                &format!(
+                    "SET GLOBAL rpl_semi_sync_master_enabled = {on}; SET GLOBAL rpl_semi_sync_slave_enabled = {on}; \
+                     SET GLOBAL rpl_semi_sync_master_timeout = {}; SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+                    self.info.settings.semi_sync_timeout_ms
+                ),
+                Duration::from_secs(5),
+            )
+            .await?;
+            // A replica announces semi-sync when its IO thread connects.
+            if db.status().await?.replica.is_some() {
+                db.execute(
+                    "STOP SLAVE IO_THREAD; START SLAVE IO_THREAD",
+                    Duration::from_secs(10),
+                )
+                .await?;
+            }
+        }
+        self.save()
+    }
+
     // ---- up / down / status ----------------------------------------------------------------------
 
     /// Brings the runtime up, or finds it up. On an existing runtime it restarts a missing supervisor or

@@ -157,3 +157,40 @@ pub struct Ports {
     pub database: u16,
     pub storefront: u16,
 }
+
+impl LocalSettings {
+    /// The runtime's settings from a validated configuration: `[local]`, `[regions]`, and `[dr]` (whose
+    /// `allow_data_loss` is the default for automatic failover).
+    pub fn from_config(config: &lifeboat_config::Config) -> Self {
+        let local = &config.local;
+        let dr = lifeboat_runbook::DrSettings {
+            primary_region: config.regions.primary.clone(),
+            standby_region: config.regions.standby.clone(),
+            rto_seconds: u64::from(config.dr.rto_seconds),
+            rpo_seconds: u64::from(config.dr.rpo_seconds),
+            max_switchover_lag_seconds: u64::from(config.dr.max_switchover_lag_seconds),
+            allow_data_loss: config.dr.allow_data_loss,
+            switchover_timeout_seconds: u64::from(config.dr.switchover_timeout_seconds),
+            cooldown_seconds: u64::from(config.dr.cooldown_seconds),
+            alarm_min_seconds: u64::from(config.dr.alarm_min_seconds),
+            write_lease_ms: u64::from(local.lease_ms),
+        };
+        LocalSettings {
+            state_dir: PathBuf::from(&local.state_dir),
+            base_port: local.base_port,
+            primary_region: config.regions.primary.clone(),
+            standby_region: config.regions.standby.clone(),
+            replication: match local.replication {
+                lifeboat_config::Replication::SemiSync => ReplicationMode::SemiSync,
+                lifeboat_config::Replication::Async => ReplicationMode::Async,
+            },
+            semi_sync_timeout_ms: local.semi_sync_timeout_ms,
+            probe_interval_ms: local.probe_interval_ms,
+            failure_threshold: local.failure_threshold,
+            lease_ms: local.lease_ms,
+            automatic_failover: config.dr.allow_data_loss,
+            dr: serde_json::to_value(dr).unwrap_or_default(),
+            storefront_bin: None,
+        }
+    }
+}
