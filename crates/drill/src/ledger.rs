@@ -38,7 +38,7 @@ impl Client {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
-    pub sku: String,
+    pub product_id: u64,
     pub quantity: u32,
 }
 
@@ -175,7 +175,7 @@ mod tests {
             region: "us-east-1".into(),
             epoch: 1,
             lines: vec![OrderLine {
-                sku: "SKU-1".into(),
+                product_id: 7,
                 quantity: 2,
             }],
             attempts: 1,

@@ -8,7 +8,9 @@
 
 pub mod html;
 pub mod ledger;
+pub mod load;
 pub mod metrics;
 pub mod report;
+pub mod run;
 pub mod scenario;
 pub mod verify;

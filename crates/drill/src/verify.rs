@@ -31,7 +31,7 @@ pub struct Verification {
     pub duplicates: Vec<String>,
     /// Stored, but with lines other than the ones the client checked out.
     pub lines_mismatched: Vec<String>,
-    /// Acknowledged under an epoch older than the fence, after the fence.
+    /// Acknowledged under an epoch older than the fence, to a request sent after the fence was up.
     pub accepted_after_fence: Vec<String>,
 }
 
@@ -110,8 +110,8 @@ pub fn check(ledger: &Ledger, stored: &[StoredOrder], fence: Option<Fence>) -> V
 }
 
 fn same_lines(a: &[OrderLine], b: &[OrderLine]) -> bool {
-    let mut a: Vec<(&str, u32)> = a.iter().map(|l| (l.sku.as_str(), l.quantity)).collect();
-    let mut b: Vec<(&str, u32)> = b.iter().map(|l| (l.sku.as_str(), l.quantity)).collect();
+    let mut a: Vec<(u64, u32)> = a.iter().map(|l| (l.product_id, l.quantity)).collect();
+    let mut b: Vec<(u64, u32)> = b.iter().map(|l| (l.product_id, l.quantity)).collect();
     a.sort_unstable();
     b.sort_unstable();
     a == b
@@ -122,9 +122,9 @@ mod tests {
     use super::*;
     use crate::ledger::Client;
 
-    fn line(sku: &str, quantity: u32) -> OrderLine {
+    fn line(product_id: u64, quantity: u32) -> OrderLine {
         OrderLine {
-            sku: sku.into(),
+            product_id,
             quantity,
         }
     }
@@ -138,7 +138,7 @@ mod tests {
             acked_ms: at,
             region: "us-east-1".into(),
             epoch,
-            lines: vec![line("A", 1), line("B", 2)],
+            lines: vec![line(1, 1), line(2, 2)],
             attempts: 1,
             client: Client::FrontDoor,
         }
@@ -159,8 +159,8 @@ mod tests {
             ..Ledger::default()
         };
         let db = vec![
-            stored("k1", "o1", vec![line("B", 2), line("A", 1)]),
-            stored("k2", "o2", vec![line("A", 1), line("B", 2)]),
+            stored("k1", "o1", vec![line(2, 2), line(1, 1)]),
+            stored("k2", "o2", vec![line(1, 1), line(2, 2)]),
         ];
         let v = check(
             &ledger,
@@ -187,11 +187,11 @@ mod tests {
             ..Ledger::default()
         };
         let db = vec![
-            stored("dup", "o2", vec![line("A", 1), line("B", 2)]),
-            stored("dup", "o2b", vec![line("A", 1), line("B", 2)]),
-            stored("lines", "o3", vec![line("A", 1)]),
-            stored("late", "o4", vec![line("A", 1), line("B", 2)]),
-            stored("replaced", "other", vec![line("A", 1), line("B", 2)]),
+            stored("dup", "o2", vec![line(1, 1), line(2, 2)]),
+            stored("dup", "o2b", vec![line(1, 1), line(2, 2)]),
+            stored("lines", "o3", vec![line(1, 1)]),
+            stored("late", "o4", vec![line(1, 1), line(2, 2)]),
+            stored("replaced", "other", vec![line(1, 1), line(2, 2)]),
             // Stored twice without ever being acknowledged: still a duplicate.
             stored("unacked", "x1", vec![]),
             stored("unacked", "x2", vec![]),
@@ -218,7 +218,7 @@ mod tests {
             acks: vec![ack("k", "o", 300, 2)],
             ..Ledger::default()
         };
-        let db = vec![stored("k", "o", vec![line("A", 1), line("B", 2)])];
+        let db = vec![stored("k", "o", vec![line(1, 1), line(2, 2)])];
         assert!(
             check(
                 &ledger,
@@ -238,9 +238,58 @@ mod tests {
             acks: vec![ack("k", "o1", 100, 1), ack("k", "o2", 120, 1)],
             ..Ledger::default()
         };
-        let db = vec![stored("k", "o1", vec![line("A", 1), line("B", 2)])];
+        let db = vec![stored("k", "o1", vec![line(1, 1), line(2, 2)])];
         let v = check(&ledger, &db, None);
         assert_eq!(v.duplicates, ["k"]);
         assert_eq!(v.lost, ["k"], "order o2 was acknowledged but is not stored");
     }
+}
+
+/// Reads every order whose Idempotency-Key starts with `key_prefix` (one drill run's orders), with its lines,
+/// from the database at `db_url` (`mysql://user:password@host:port/database`).
+pub async fn stored_orders(db_url: &str, key_prefix: &str) -> Result<Vec<StoredOrder>, String> {
+    use sqlx::Connection as _;
+    let mut conn = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sqlx::MySqlConnection::connect(db_url),
+    )
+    .await
+    .map_err(|_| "no answer from the database within 10 s".to_string())?
+    .map_err(|e| format!("connecting to the database: {e}"))?;
+    // LIKE treats _ and % specially; the prefix is ours (letters, digits and '-') but escape it anyway.
+    let pattern = format!(
+        "{}%",
+        key_prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows: Vec<(String, String, Option<u64>, Option<u32>)> = sqlx::query_as(
+        "SELECT o.id, o.idempotency_key, l.product_id, l.quantity FROM orders o \
+         LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.idempotency_key LIKE ? ORDER BY o.id, l.line_no",
+    )
+    .bind(pattern)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| format!("reading the orders: {e}"))?;
+    let _ = conn.close().await;
+    let mut orders: Vec<StoredOrder> = Vec::new();
+    for (order_id, key, product_id, quantity) in rows {
+        if orders.last().is_none_or(|o| o.order_id != order_id) {
+            orders.push(StoredOrder {
+                order_id,
+                idempotency_key: key,
+                lines: Vec::new(),
+            });
+        }
+        if let (Some(product_id), Some(quantity), Some(order)) =
+            (product_id, quantity, orders.last_mut())
+        {
+            order.lines.push(OrderLine {
+                product_id,
+                quantity,
+            });
+        }
+    }
+    Ok(orders)
 }

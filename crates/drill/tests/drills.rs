@@ -1,0 +1,173 @@
+//! Every scenario once at a modest load on a real local runtime, and the drill's error paths.
+
+mod support;
+
+use lifeboat_contract::exit;
+use support::{TestRuntime, text};
+
+const LOAD: &str = "40";
+const DURATION: &str = "9";
+
+fn assert_clean_verdict(scenario: &str) {
+    let rt = TestRuntime::up();
+    let (out, report, dir) = rt.drill(
+        scenario,
+        &[
+            "--scenario",
+            scenario,
+            "--load",
+            LOAD,
+            "--duration",
+            DURATION,
+        ],
+    );
+    let report =
+        report.unwrap_or_else(|| panic!("no report.json in {}:\n{}", dir.display(), text(&out)));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}\n{report:#}",
+        text(&out)
+    );
+    assert_eq!(report["scenario"], scenario);
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["lost"], 0, "{report:#}");
+    assert_eq!(report["duplicates"], 0, "{report:#}");
+    assert_eq!(report["writes_accepted_after_fence"], 0, "{report:#}");
+    assert_eq!(report["lines_mismatched"], 0, "{report:#}");
+    // 40/s for 9 s: a few hundred checkouts, nearly all acknowledged.
+    let acknowledged = report["acknowledged"].as_u64().unwrap();
+    assert!(
+        acknowledged >= 200,
+        "only {acknowledged} acknowledged:\n{report:#}"
+    );
+    assert_ne!(
+        report["primary_after"], report["primary_before"],
+        "the roles did not change:\n{report:#}"
+    );
+    assert!(report["epoch_after"].as_u64() > report["epoch_before"].as_u64());
+    assert!(
+        report["rto_s"].as_f64().is_some(),
+        "service never came back:\n{report:#}"
+    );
+    let steps = report["runbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["steps"].as_array().unwrap().clone())
+        .count();
+    assert!(
+        steps >= 5,
+        "the report lists {steps} runbook steps:\n{report:#}"
+    );
+    if scenario != "planned" {
+        assert!(
+            report["detection_s"].as_f64().is_some(),
+            "no detection:\n{report:#}"
+        );
+        assert_eq!(report["automatic_failover_allowed"], true);
+    }
+    if scenario == "partition" {
+        assert!(
+            report["acknowledged_inside_region"].as_u64().unwrap() > 0,
+            "the inside client never wrote:\n{report:#}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("Runbook steps"),
+        "report.html lacks its chart"
+    );
+    assert!(
+        !html.contains("http://") || !html.contains("<script src"),
+        "report.html must be self-contained"
+    );
+    rt.down_and_check_clean();
+}
+
+#[test]
+fn planned_switchover_under_load_loses_nothing() {
+    assert_clean_verdict("planned");
+}
+
+#[test]
+fn database_crash_is_recovered_without_loss() {
+    assert_clean_verdict("db-crash");
+}
+
+#[test]
+fn region_outage_is_recovered_without_loss() {
+    assert_clean_verdict("region-outage");
+}
+
+#[test]
+fn partition_accepts_no_write_after_the_fence() {
+    assert_clean_verdict("partition");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_naming_the_flag() {
+    let rt = TestRuntime::configured("");
+    for (args, flag) in [
+        (vec!["--scenario", "meteor"], "--scenario"),
+        (vec!["--scenario", "planned", "--load", "0"], "--load"),
+        (vec!["--scenario", "planned", "--load", "lots"], "--load"),
+        (
+            vec!["--scenario", "planned", "--duration", "1"],
+            "--duration",
+        ),
+        (
+            vec!["--scenario", "planned", "--replication", "sync"],
+            "--replication",
+        ),
+        (vec![], "--scenario"),
+    ] {
+        let (out, report, _) = rt.drill("bad", &args);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE),
+            "{args:?}\n{}",
+            text(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: the error does not name {flag}:\n{stderr}"
+        );
+        assert!(report.is_none(), "a usage error must not write a report");
+    }
+}
+
+#[test]
+fn a_runtime_that_is_not_up_is_unavailable() {
+    let rt = TestRuntime::configured("");
+    let (out, report, _) = rt.drill("not-up", &["--scenario", "db-crash"]);
+    assert_eq!(out.status.code(), Some(exit::UNAVAILABLE), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not up") && stderr.contains("lifeboat local up"),
+        "{stderr}"
+    );
+    assert!(report.is_none());
+}
+
+#[test]
+fn local_down_after_a_failed_drill_leaves_nothing_running() {
+    let rt = TestRuntime::up();
+    let runtime = rt.runtime();
+    // Break the standby first: the drill must refuse (nothing to fail over to) and the runtime must still
+    // come down completely.
+    let standby = runtime.standby_region().to_owned();
+    runtime.kill_database(&standby).unwrap();
+    let (out, _, _) = rt.drill(
+        "failed",
+        &["--scenario", "db-crash", "--load", LOAD, "--duration", "4"],
+    );
+    assert_ne!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&standby),
+        "{}",
+        text(&out)
+    );
+    rt.down_and_check_clean();
+}
