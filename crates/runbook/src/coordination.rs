@@ -173,14 +173,15 @@ impl RunLock for MemoryCoordination {
         Box::pin(async move {
             let now = tokio::time::Instant::now();
             let mut state = self.lock_state();
-            if let Some((holder, until)) = &state.lock {
-                if *until > now && holder.token != owner.token {
-                    let remaining = *until - now;
-                    return Err(LockError::Held {
-                        holder: holder.clone(),
-                        expires_at: wall_expiry(remaining),
-                    });
-                }
+            if let Some((holder, until)) = &state.lock
+                && *until > now
+                && holder.token != owner.token
+            {
+                let remaining = *until - now;
+                return Err(LockError::Held {
+                    holder: holder.clone(),
+                    expires_at: wall_expiry(remaining),
+                });
             }
             state.lock = Some((owner.clone(), now + ttl));
             Ok(LockLease {

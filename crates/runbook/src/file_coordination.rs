@@ -122,13 +122,13 @@ impl RunLock for FileCoordination {
             self.exclusive(|| {
                 let path = self.lock_path();
                 let current: Option<LockLease> = Self::read_json(&path)?;
-                if let Some(current) = current.filter(is_live) {
-                    if current.owner.token != owner.token {
-                        return Err(LockError::Held {
-                            holder: current.owner,
-                            expires_at: current.expires_at,
-                        });
-                    }
+                if let Some(current) = current.filter(is_live)
+                    && current.owner.token != owner.token
+                {
+                    return Err(LockError::Held {
+                        holder: current.owner,
+                        expires_at: current.expires_at,
+                    });
                 }
                 let lease = LockLease {
                     owner: owner.clone(),

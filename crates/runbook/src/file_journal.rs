@@ -143,10 +143,10 @@ impl Journal for FileJournal {
                 let entry = entry.map_err(|e| Self::storage(&self.root, e))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if entry.path().join(EVENTS_FILE).is_file() {
-                    if let Ok(id) = RunId::parse(name) {
-                        ids.push(id);
-                    }
+                if entry.path().join(EVENTS_FILE).is_file()
+                    && let Ok(id) = RunId::parse(name)
+                {
+                    ids.push(id);
                 }
             }
             ids.sort();

@@ -23,11 +23,14 @@
 
 pub mod backend;
 pub mod coordination;
+pub mod engine;
 pub mod file_coordination;
 pub mod file_journal;
 pub mod journal;
+pub mod memory;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod readiness;
 pub mod report;
 pub mod settings;
@@ -36,6 +39,7 @@ pub use backend::{
     BackendError, BackendErrorKind, DrBackend, Notification, StepContext, StepOutput,
 };
 pub use coordination::{EpochStore, LockError, LockLease, LockOwner, MemoryCoordination, RunLock};
+pub use engine::{Engine, EngineError, EngineOptions, RunRequest, RunResult};
 pub use file_coordination::FileCoordination;
 pub use file_journal::FileJournal;
 pub use journal::{Journal, JournalError, JournalEvent, RunSummary};

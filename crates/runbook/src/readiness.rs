@@ -330,22 +330,23 @@ pub fn assess(
                     }
                 }
             }
-            if let Some(active) = readiness.active_region() {
-                if active != from {
-                    reasons.push(format!("{from} is not the active region ({active} is)"));
-                }
+            if let Some(active) = readiness.active_region()
+                && active != from
+            {
+                reasons.push(format!("{from} is not the active region ({active} is)"));
             }
         }
         RunKind::Failover => {
             if target.database.role == DatabaseRole::Unknown {
                 reasons.push(format!("database in {to} could not be observed"));
             }
-            if let Some(s) = source {
-                if s.reachable && s.storefront.is_healthy() {
-                    warnings.push(format!(
+            if let Some(s) = source
+                && s.reachable
+                && s.storefront.is_healthy()
+            {
+                warnings.push(format!(
                         "{from} looks healthy: a switchover would lose no data (failover may lose the last writes)"
                     ));
-                }
             }
         }
         RunKind::Failback => {
@@ -392,5 +393,134 @@ fn check_replica(
             "replication lag in {to} is {lag} ms, over the {bound_ms} ms allowed (dr.max_switchover_lag_seconds)"
         )),
         Some(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy(region: &str, active: bool) -> RegionReadiness {
+        RegionReadiness {
+            region: region.into(),
+            reachable: true,
+            role: if active {
+                RegionRole::Active
+            } else {
+                RegionRole::Passive
+            },
+            storefront: Health::Healthy,
+            database: DatabaseReadiness {
+                role: if active {
+                    DatabaseRole::Writer
+                } else {
+                    DatabaseRole::Replica
+                },
+                replication_lag_ms: (!active).then_some(200),
+                replicating: (!active).then_some(true),
+            },
+            session_replica: Health::Healthy,
+            asset_replication: Health::Healthy,
+            alarms_firing: vec![],
+            active_region_parameter: Some("us-east-1".into()),
+            epoch: Some(3),
+            fence_raised: Some(false),
+            dns_target: Some("us-east-1".into()),
+            notes: vec![],
+        }
+    }
+
+    fn pair() -> Readiness {
+        Readiness {
+            observed_at: time::macros::datetime!(2026-11-25 10:00 UTC),
+            regions: vec![healthy("us-east-1", true), healthy("us-west-2", false)],
+        }
+    }
+
+    #[test]
+    fn a_healthy_pair_is_ready_for_a_switchover() {
+        let v = assess(
+            RunKind::Switchover,
+            &pair(),
+            "us-east-1",
+            "us-west-2",
+            &DrSettings::default(),
+        );
+        assert!(v.ready, "{:?}", v.reasons);
+        assert_eq!(v.label(), "READY");
+    }
+
+    #[test]
+    fn every_failing_check_is_a_reason() {
+        let mut r = pair();
+        let standby = &mut r.regions[1];
+        standby.database.replication_lag_ms = Some(6000);
+        standby.session_replica = Health::Unhealthy("replica ACTIVE? no: CREATING".into());
+        standby.alarms_firing = vec!["db-lag".into()];
+        let v = assess(
+            RunKind::Switchover,
+            &r,
+            "us-east-1",
+            "us-west-2",
+            &DrSettings::default(),
+        );
+        assert!(!v.ready);
+        assert_eq!(v.reasons.len(), 3, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("6000 ms, over the 5000 ms"))
+        );
+        assert!(v.reasons.iter().any(|r| r.contains("session replica")));
+        assert!(v.reasons.iter().any(|r| r.contains("db-lag")));
+    }
+
+    #[test]
+    fn a_lost_primary_blocks_a_switchover_but_not_a_failover() {
+        let mut r = pair();
+        r.regions[0] = RegionReadiness::unreachable("us-east-1", "connection refused");
+        let s = assess(
+            RunKind::Switchover,
+            &r,
+            "us-east-1",
+            "us-west-2",
+            &DrSettings::default(),
+        );
+        assert!(
+            s.reasons.iter().any(|x| x.contains("use failover")),
+            "{:?}",
+            s.reasons
+        );
+        let f = assess(
+            RunKind::Failover,
+            &r,
+            "us-east-1",
+            "us-west-2",
+            &DrSettings::default(),
+        );
+        assert!(f.ready, "{:?}", f.reasons);
+    }
+
+    #[test]
+    fn failback_to_a_detached_region_warns_that_it_is_reprotected_first() {
+        let mut r = pair();
+        r.regions[0].database = DatabaseReadiness {
+            role: DatabaseRole::Detached,
+            replication_lag_ms: None,
+            replicating: None,
+        };
+        r.regions[0].role = RegionRole::Passive;
+        r.regions[1].role = RegionRole::Active;
+        r.regions[1].database.role = DatabaseRole::Writer;
+        let v = assess(
+            RunKind::Failback,
+            &r,
+            "us-west-2",
+            "us-east-1",
+            &DrSettings::default(),
+        );
+        assert!(v.ready, "{:?}", v.reasons);
+        assert!(v.warnings[0].contains("re-protected first"));
+        assert!(r.render_text().contains("detached"));
     }
 }

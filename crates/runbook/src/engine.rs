@@ -1,0 +1,733 @@
+//! The engine: runs a plan's stages against a backend, journaling every step before and after it runs,
+//! holding the environment's lock for the whole run, and ending every run with a report.
+//!
+//! - Stages run in order; the steps of one stage run concurrently and the next stage starts when all ended.
+//! - Each attempt is bounded by the step's timeout; failed attempts are retried per the step's policy when
+//!   the error is retryable. In ungraceful mode a step that needs the lost region gets a short bound and is
+//!   skipped (journaled with its error) when it fails.
+//! - A failed step ends the run as `failed` (paused): `resume` continues it. Finished steps are never run
+//!   again; a step that started and has no end event is.
+//! - The fencing epoch is allocated once per run, before the first step that acts under it, and journaled;
+//!   resume reuses it.
+//! - The lock lease is renewed every third of its TTL while the run is active; losing it stops the run.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use crate::backend::{
+    BackendError, BackendErrorKind, DrBackend, Notification, StepContext, StepOutput,
+};
+use crate::coordination::{EpochStore, LockError, LockLease, LockOwner, RunLock};
+use crate::journal::{Journal, JournalError, JournalEvent, RunState, StepOutcome};
+use crate::model::{Mode, RunId, RunKind, RunOutcome};
+use crate::plan::{Plan, StepAction, StepSpec};
+use crate::readiness::{Readiness, Verdict, assess};
+use crate::report::{Report, ReportSink};
+use crate::settings::DrSettings;
+
+/// Called with every event right after it was durably journaled (progress lines in the CLI).
+pub type ProgressFn<'a> = &'a (dyn Fn(&JournalEvent) + Send + Sync);
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Lease of the run lock; renewed every third of it.
+    pub lock_ttl: Duration,
+    /// Bound of the whole run (the DR automation bounds its switchover attempt); `None`: only step bounds.
+    pub run_timeout: Option<Duration>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lock_ttl: Duration::from_secs(30),
+            run_timeout: None,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub kind: RunKind,
+    /// The region losing the active role.
+    pub from: String,
+    /// The region gaining it.
+    pub to: String,
+    pub settings: DrSettings,
+    /// The operator's `--allow-data-loss`; a failover needs it or `settings.allow_data_loss`.
+    pub allow_data_loss: bool,
+}
+
+/// The end of a run as the caller sees it.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub report: Report,
+    /// Where the report was stored, or why it could not be.
+    pub report_location: Result<String, String>,
+}
+
+impl RunResult {
+    pub fn outcome(&self) -> RunOutcome {
+        self.report.outcome
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A safety rule declined before anything was changed (no journal entry is written).
+    #[error("{0}")]
+    Refused(String),
+    /// Bad input: unknown region, same source and target.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Locked(LockError),
+    #[error(transparent)]
+    Lock(LockError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("run {run} has already {outcome}; there is nothing to resume")]
+    NothingToResume { run: RunId, outcome: RunOutcome },
+    #[error("run {run} cannot be resumed: {detail}")]
+    CannotResume { run: RunId, detail: String },
+}
+
+pub struct Engine<'a> {
+    backend: &'a dyn DrBackend,
+    journal: &'a dyn Journal,
+    lock: &'a dyn RunLock,
+    epochs: &'a dyn EpochStore,
+    reports: &'a dyn ReportSink,
+    progress: Option<ProgressFn<'a>>,
+    options: EngineOptions,
+}
+
+/// How one step ended, for the stage loop.
+enum StepEnd {
+    Done,
+    Failed(String),
+    Refused(Vec<String>),
+}
+
+/// Failure of one attempt.
+enum AttemptError {
+    Backend(BackendError),
+    Refused(Vec<String>),
+}
+
+/// What the steps of a run share while it executes.
+struct Execution {
+    run_id: RunId,
+    kind: RunKind,
+    mode: Mode,
+    from: String,
+    to: String,
+    settings: DrSettings,
+    epoch: Mutex<Option<u64>>,
+    before_recorded: Mutex<bool>,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        backend: &'a dyn DrBackend,
+        journal: &'a dyn Journal,
+        lock: &'a dyn RunLock,
+        epochs: &'a dyn EpochStore,
+        reports: &'a dyn ReportSink,
+    ) -> Self {
+        Engine {
+            backend,
+            journal,
+            lock,
+            epochs,
+            reports,
+            progress: None,
+            options: EngineOptions::default(),
+        }
+    }
+
+    pub fn with_progress(mut self, progress: ProgressFn<'a>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub fn with_options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks a request against the safety rules that need no backend.
+    pub fn validate(request: &RunRequest) -> Result<(), EngineError> {
+        let s = &request.settings;
+        for region in [&request.from, &request.to] {
+            if !s.is_known_region(region) {
+                return Err(EngineError::Invalid(format!(
+                    "region {region} is not one of the configured pair ({} and {})",
+                    s.primary_region, s.standby_region
+                )));
+            }
+        }
+        if request.from == request.to {
+            return Err(EngineError::Invalid(format!(
+                "{} is already the active region",
+                request.to
+            )));
+        }
+        if request.kind == RunKind::Failover && !request.allow_data_loss && !s.allow_data_loss {
+            return Err(EngineError::Refused(
+                "a failover promotes the standby without waiting for the lost region, so writes not yet \
+                 replicated are lost; pass --allow-data-loss (or set dr.allow_data_loss = true) to accept that, \
+                 or use a switchover while both regions are up"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts a new run.
+    pub async fn start(&self, request: &RunRequest) -> Result<RunResult, EngineError> {
+        Self::validate(request)?;
+        let plan = Plan::build(request.kind, &request.from, &request.to, &request.settings);
+        let run_id = RunId::new(time::OffsetDateTime::now_utc());
+        let owner = LockOwner::for_this_process(&run_id);
+        let lease = match self.lock.acquire(&owner, self.options.lock_ttl).await {
+            Ok(lease) => lease,
+            Err(e @ LockError::Held { .. }) => return Err(EngineError::Locked(e)),
+            Err(e) => return Err(EngineError::Lock(e)),
+        };
+        let first = JournalEvent::RunStarted {
+            run_id: run_id.clone(),
+            kind: request.kind,
+            mode: plan.mode,
+            from: request.from.clone(),
+            to: request.to.clone(),
+            stages: plan.stage_ids(),
+            settings: request.settings.clone(),
+            owner: owner.describe(),
+            backend: self.backend.name().to_owned(),
+            at: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(e) = self.journal.create(&run_id, &first).await {
+            let _ = self.lock.release(&lease).await;
+            return Err(e.into());
+        }
+        self.emit(&first);
+        let exec = Execution {
+            run_id,
+            kind: request.kind,
+            mode: plan.mode,
+            from: request.from.clone(),
+            to: request.to.clone(),
+            settings: request.settings.clone(),
+            epoch: Mutex::new(None),
+            before_recorded: Mutex::new(false),
+        };
+        self.execute(
+            &plan,
+            &exec,
+            &RunState::from_events(std::slice::from_ref(&first)).map_err(|detail| {
+                EngineError::CannotResume {
+                    run: exec.run_id.clone(),
+                    detail,
+                }
+            })?,
+            lease,
+        )
+        .await
+    }
+
+    /// Continues run `run_id` from its journal: finished steps are not run again.
+    pub async fn resume(&self, run_id: &RunId) -> Result<RunResult, EngineError> {
+        let events = self.journal.read(run_id).await?;
+        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
+            run: run_id.clone(),
+            detail,
+        })?;
+        if state.outcome() == RunOutcome::Succeeded {
+            return Err(EngineError::NothingToResume {
+                run: run_id.clone(),
+                outcome: RunOutcome::Succeeded,
+            });
+        }
+        let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
+        if plan.stage_ids() != state.stages {
+            return Err(EngineError::CannotResume {
+                run: run_id.clone(),
+                detail: format!(
+                    "its journal lists the steps {:?} but this version of lifeboat plans {:?}",
+                    state.stages,
+                    plan.stage_ids()
+                ),
+            });
+        }
+        let owner = LockOwner::for_this_process(run_id);
+        let lease = self.acquire_for_resume(&owner).await?;
+        let resumed = JournalEvent::RunResumed {
+            owner: owner.describe(),
+            at: time::OffsetDateTime::now_utc(),
+        };
+        if let Err(e) = self.journal.append(run_id, &resumed).await {
+            let _ = self.lock.release(&lease).await;
+            return Err(e.into());
+        }
+        self.emit(&resumed);
+        let exec = Execution {
+            run_id: run_id.clone(),
+            kind: state.kind,
+            mode: state.mode,
+            from: state.from.clone(),
+            to: state.to.clone(),
+            settings: state.settings.clone(),
+            epoch: Mutex::new(state.epoch),
+            before_recorded: Mutex::new(state.readiness_before.is_some()),
+        };
+        self.execute(&plan, &exec, &state, lease).await
+    }
+
+    /// The lock for a resumed run. A lease still held by an earlier process of the same run (one that was
+    /// killed) is waited out; a lease of another run means another run is active.
+    async fn acquire_for_resume(&self, owner: &LockOwner) -> Result<LockLease, EngineError> {
+        let max_wait = self.options.lock_ttl + Duration::from_secs(5);
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.lock.acquire(owner, self.options.lock_ttl).await {
+                Ok(lease) => return Ok(lease),
+                Err(LockError::Held { holder, expires_at })
+                    if holder.run_id == owner.run_id && waited < max_wait =>
+                {
+                    let remaining = expires_at - time::OffsetDateTime::now_utc();
+                    let wait = Duration::try_from(remaining)
+                        .unwrap_or(Duration::ZERO)
+                        .max(Duration::from_millis(50));
+                    let wait = wait.min(max_wait - waited) + Duration::from_millis(10);
+                    tracing::info!(run = %owner.run_id, ?wait, "waiting out the lease of the interrupted process");
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                Err(e @ LockError::Held { .. }) => return Err(EngineError::Locked(e)),
+                Err(e) => return Err(EngineError::Lock(e)),
+            }
+        }
+    }
+
+    async fn execute(
+        &self,
+        plan: &Plan,
+        exec: &Execution,
+        state: &RunState,
+        lease: LockLease,
+    ) -> Result<RunResult, EngineError> {
+        let stages = self.run_stages(plan, exec, state);
+        let bounded = async {
+            match self.options.run_timeout {
+                Some(limit) => match tokio::time::timeout(limit, stages).await {
+                    Ok(result) => result,
+                    Err(_) => Ok((
+                        RunOutcome::Failed,
+                        format!("the run did not finish within {}s", limit.as_secs()),
+                    )),
+                },
+                None => stages.await,
+            }
+        };
+        let mut current = lease.clone();
+        let renewing = async {
+            let every = (self.options.lock_ttl / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(every).await;
+                match self.lock.renew(&current, self.options.lock_ttl).await {
+                    Ok(renewed) => current = renewed,
+                    Err(e) => return e,
+                }
+            }
+        };
+        let finished = tokio::select! {
+            result = bounded => result,
+            lost = renewing => Ok((RunOutcome::Failed, format!("stopped: {lost}"))),
+        };
+        let (outcome, message) = match finished {
+            Ok(done) => done,
+            Err(e) => {
+                // The journal could not be written: nothing more can be recorded safely, so stop acting.
+                let _ = self.lock.release(&lease).await;
+                return Err(e);
+            }
+        };
+        if outcome == RunOutcome::Succeeded {
+            self.observe_after(exec).await?;
+        }
+        let end = JournalEvent::RunFinished {
+            outcome,
+            message,
+            at: time::OffsetDateTime::now_utc(),
+        };
+        let appended = self.append(&exec.run_id, &end).await;
+        let _ = self.lock.release(&lease).await;
+        appended?;
+        let events = self.journal.read(&exec.run_id).await?;
+        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
+            run: exec.run_id.clone(),
+            detail,
+        })?;
+        let report = Report::from_state(&state, self.backend.name());
+        let report_location = self.reports.store(&report).await.map_err(|e| e.to_string());
+        Ok(RunResult {
+            report,
+            report_location,
+        })
+    }
+
+    async fn observe_after(&self, exec: &Execution) -> Result<(), EngineError> {
+        match self.backend.readiness().await {
+            Ok(readiness) => {
+                // After the move, "ready" means ready to move back: the environment is protected again.
+                let verdict = assess(
+                    RunKind::Switchover,
+                    &readiness,
+                    &exec.to,
+                    &exec.from,
+                    &exec.settings,
+                );
+                let event = JournalEvent::ReadinessObserved {
+                    phase: "after".into(),
+                    readiness,
+                    verdict: Some(verdict),
+                };
+                self.append(&exec.run_id, &event).await?;
+            }
+            Err(e) => {
+                tracing::warn!(run = %exec.run_id, error = %e, "readiness after the run could not be observed")
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_stages(
+        &self,
+        plan: &Plan,
+        exec: &Execution,
+        state: &RunState,
+    ) -> Result<(RunOutcome, String), EngineError> {
+        for stage in &plan.stages {
+            let pending: Vec<&StepSpec> = stage
+                .steps
+                .iter()
+                .filter(|s| !state.is_done(s.id()))
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            if pending.iter().any(|s| s.action.needs_epoch()) {
+                self.ensure_epoch(exec).await?;
+            }
+            let ends = join_all(pending.iter().map(|spec| self.run_step(spec, exec))).await;
+            let mut failures = Vec::new();
+            let mut refusals = Vec::new();
+            for (spec, end) in pending.iter().zip(ends) {
+                match end? {
+                    StepEnd::Done => {}
+                    StepEnd::Failed(error) => failures.push(format!("{}: {error}", spec.id())),
+                    StepEnd::Refused(reasons) => {
+                        refusals.push(format!("{}: {}", spec.id(), reasons.join("; ")))
+                    }
+                }
+            }
+            if !refusals.is_empty() {
+                return Ok((
+                    RunOutcome::Refused,
+                    format!("not ready, nothing was changed: {}", refusals.join("; ")),
+                ));
+            }
+            if !failures.is_empty() {
+                return Ok((
+                    RunOutcome::Failed,
+                    format!(
+                        "step failed, run paused (lifeboat resume {}): {}",
+                        exec.run_id,
+                        failures.join("; ")
+                    ),
+                ));
+            }
+        }
+        Ok((RunOutcome::Succeeded, format!("{} is now active", exec.to)))
+    }
+
+    async fn ensure_epoch(&self, exec: &Execution) -> Result<u64, EngineError> {
+        if let Some(epoch) = *lock_ignoring_poison(&exec.epoch) {
+            return Ok(epoch);
+        }
+        let epoch = self
+            .epochs
+            .allocate(&exec.run_id)
+            .await
+            .map_err(EngineError::Lock)?;
+        self.append(&exec.run_id, &JournalEvent::EpochAllocated { epoch })
+            .await?;
+        *lock_ignoring_poison(&exec.epoch) = Some(epoch);
+        Ok(epoch)
+    }
+
+    async fn run_step(&self, spec: &StepSpec, exec: &Execution) -> Result<StepEnd, EngineError> {
+        let (bound, retry) = spec.effective(exec.mode);
+        let step = spec.id();
+        let first_wall = time::OffsetDateTime::now_utc();
+        let first_instant = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ctx = StepContext {
+                run_id: exec.run_id.clone(),
+                kind: exec.kind,
+                mode: exec.mode,
+                step: step.to_owned(),
+                attempt,
+                from: exec.from.clone(),
+                to: exec.to.clone(),
+                epoch: if spec.action.needs_epoch() {
+                    *lock_ignoring_poison(&exec.epoch)
+                } else {
+                    None
+                },
+            };
+            let started = JournalEvent::StepStarted {
+                step: step.into(),
+                attempt,
+                at: time::OffsetDateTime::now_utc(),
+            };
+            self.append(&exec.run_id, &started).await?;
+            let result =
+                match tokio::time::timeout(bound, self.perform(spec.action, &ctx, exec)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(AttemptError::Backend(BackendError::new(
+                        BackendErrorKind::Unavailable,
+                        format!("timed out after {}s", bound.as_secs_f64()),
+                    ))),
+                };
+            let finish = |outcome: StepOutcome| JournalEvent::StepFinished {
+                step: step.into(),
+                attempts: attempt,
+                outcome,
+                started_at: first_wall,
+                at: time::OffsetDateTime::now_utc(),
+                duration_ms: u64::try_from(first_instant.elapsed().as_millis()).unwrap_or(u64::MAX),
+            };
+            match result {
+                Ok(output) => {
+                    self.append(&exec.run_id, &finish(StepOutcome::Succeeded { output }))
+                        .await?;
+                    return Ok(StepEnd::Done);
+                }
+                Err(AttemptError::Refused(reasons)) => {
+                    self.append(
+                        &exec.run_id,
+                        &finish(StepOutcome::Refused {
+                            reasons: reasons.clone(),
+                        }),
+                    )
+                    .await?;
+                    return Ok(StepEnd::Refused(reasons));
+                }
+                Err(AttemptError::Backend(error)) => {
+                    if attempt < retry.attempts && error.is_retryable() {
+                        let wait = retry.backoff_before(attempt + 1);
+                        let failed = JournalEvent::StepAttemptFailed {
+                            step: step.into(),
+                            attempt,
+                            error: error.message.clone(),
+                            retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            at: time::OffsetDateTime::now_utc(),
+                        };
+                        self.append(&exec.run_id, &failed).await?;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let message = format!(
+                        "{} (attempt {attempt} of {})",
+                        error.message, retry.attempts
+                    );
+                    if exec.mode == Mode::Ungraceful && spec.needs_source_region {
+                        self.append(
+                            &exec.run_id,
+                            &finish(StepOutcome::Skipped { error: message }),
+                        )
+                        .await?;
+                        return Ok(StepEnd::Done);
+                    }
+                    self.append(
+                        &exec.run_id,
+                        &finish(StepOutcome::Failed {
+                            error: message.clone(),
+                        }),
+                    )
+                    .await?;
+                    return Ok(StepEnd::Failed(message));
+                }
+            }
+        }
+    }
+
+    async fn perform(
+        &self,
+        action: StepAction,
+        ctx: &StepContext,
+        exec: &Execution,
+    ) -> Result<StepOutput, AttemptError> {
+        let b = self.backend;
+        let out = match action {
+            StepAction::PreflightFailback => return self.preflight(RunKind::Failback, exec).await,
+            StepAction::Preflight => {
+                let kind = if exec.kind == RunKind::Failback {
+                    RunKind::Switchover
+                } else {
+                    exec.kind
+                };
+                return self.preflight(kind, exec).await;
+            }
+            StepAction::Reprotect => b.reprotect(ctx).await,
+            StepAction::PrescaleStandby => b.prescale(ctx).await,
+            StepAction::RaiseFence => b.raise_fence(ctx).await,
+            StepAction::WaitDrained => b.wait_drained(ctx).await,
+            StepAction::WaitLease => b.wait_write_lease_expired(ctx).await,
+            StepAction::Promote => b.promote(ctx, exec.kind == RunKind::Failover).await,
+            StepAction::ShiftTraffic => b.shift_traffic(ctx).await,
+            StepAction::LowerFence => b.lower_fence(ctx).await,
+            StepAction::Verify => match b.verify(ctx).await {
+                Ok(out) if out.first_success_at.is_none() => Err(BackendError::other(
+                    "verify reported success without the instant of the first successful request",
+                )),
+                other => other,
+            },
+            StepAction::Notify => {
+                let notification = Notification {
+                    subject: format!("lifeboat {}: {} is now active", exec.kind, exec.to),
+                    message: format!(
+                        "Run {} ({}) moved the active region from {} to {} under epoch {}. \
+                         Details: lifeboat runs; the run's report.",
+                        exec.run_id,
+                        exec.kind,
+                        exec.from,
+                        exec.to,
+                        ctx.epoch.map_or("-".to_owned(), |e| e.to_string())
+                    ),
+                };
+                b.notify(ctx, &notification).await
+            }
+            StepAction::RecordActiveRegion => b.record_active_region(ctx).await,
+        };
+        out.map_err(AttemptError::Backend)
+    }
+
+    async fn preflight(&self, kind: RunKind, exec: &Execution) -> Result<StepOutput, AttemptError> {
+        let readiness = self
+            .backend
+            .readiness()
+            .await
+            .map_err(AttemptError::Backend)?;
+        let verdict = assess(kind, &readiness, &exec.from, &exec.to, &exec.settings);
+        self.record_before(exec, &readiness, &verdict)
+            .await
+            .map_err(|e| {
+                AttemptError::Backend(BackendError::unavailable(format!(
+                    "journaling readiness failed: {e}"
+                )))
+            })?;
+        if !verdict.ready {
+            return Err(AttemptError::Refused(verdict.reasons));
+        }
+        let mut detail = format!("{} for {kind} {} → {}", verdict.label(), exec.from, exec.to);
+        if !verdict.warnings.is_empty() {
+            detail.push_str(&format!(" ({})", verdict.warnings.join("; ")));
+        }
+        let mut out = StepOutput::detail(detail);
+        out.replication_lag_ms = readiness
+            .region(&exec.to)
+            .and_then(|r| r.database.replication_lag_ms);
+        Ok(out)
+    }
+
+    async fn record_before(
+        &self,
+        exec: &Execution,
+        readiness: &Readiness,
+        verdict: &Verdict,
+    ) -> Result<(), EngineError> {
+        if std::mem::replace(&mut *lock_ignoring_poison(&exec.before_recorded), true) {
+            return Ok(());
+        }
+        let event = JournalEvent::ReadinessObserved {
+            phase: "before".into(),
+            readiness: readiness.clone(),
+            verdict: Some(verdict.clone()),
+        };
+        self.append(&exec.run_id, &event).await
+    }
+
+    async fn append(&self, run_id: &RunId, event: &JournalEvent) -> Result<(), EngineError> {
+        self.journal.append(run_id, event).await?;
+        self.emit(event);
+        Ok(())
+    }
+
+    fn emit(&self, event: &JournalEvent) {
+        if let Some(progress) = self.progress {
+            progress(event);
+        }
+    }
+}
+
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every update under these mutexes is a single assignment, so a poisoned one holds a whole value.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One progress line for an event (what the CLI prints as a run goes).
+pub fn progress_line(event: &JournalEvent) -> Option<String> {
+    match event {
+        JournalEvent::RunStarted {
+            run_id,
+            kind,
+            from,
+            to,
+            ..
+        } => Some(format!("run {run_id}: {kind} {from} → {to}")),
+        JournalEvent::RunResumed { owner, .. } => Some(format!("resumed by {owner}")),
+        JournalEvent::EpochAllocated { epoch } => Some(format!("  epoch {epoch}")),
+        JournalEvent::StepStarted { step, attempt, .. } => Some(if *attempt == 1 {
+            format!("  {step} …")
+        } else {
+            format!("  {step} … (attempt {attempt})")
+        }),
+        JournalEvent::StepAttemptFailed {
+            step,
+            attempt,
+            error,
+            retry_in_ms,
+            ..
+        } => Some(format!(
+            "  {step} attempt {attempt} failed: {error}; retrying in {retry_in_ms} ms"
+        )),
+        JournalEvent::StepFinished {
+            step,
+            outcome,
+            duration_ms,
+            ..
+        } => {
+            let detail = match outcome {
+                StepOutcome::Succeeded { output } => output.detail.clone(),
+                StepOutcome::Skipped { error } | StepOutcome::Failed { error } => error.clone(),
+                StepOutcome::Refused { reasons } => reasons.join("; "),
+            };
+            Some(format!(
+                "  {step} {} in {:.3}s: {detail}",
+                outcome.name(),
+                *duration_ms as f64 / 1000.0
+            ))
+        }
+        JournalEvent::RunFinished {
+            outcome, message, ..
+        } => Some(format!("run {outcome}: {message}")),
+        JournalEvent::ReadinessObserved { .. } => None,
+    }
+}
