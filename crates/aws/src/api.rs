@@ -129,6 +129,16 @@ pub trait RegionApi: Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = ApiResult<Vec<StackResource>>> + Send;
+    /// UpdateStack with the template and parameters the stack already has. Only used against emulators
+    /// that do not compute outputs for stacks applied through change sets (see
+    /// [`crate::engine::EngineOptions::recompute_outputs`]); an answer of "No updates are to be performed"
+    /// is success.
+    fn reapply_stack(
+        &self,
+        name: &str,
+        template: &TemplateSource,
+        parameters: &[(String, String)],
+    ) -> impl Future<Output = ApiResult<()>> + Send;
 
     /// Whether a bucket holds any object version or delete marker (either blocks deleting it).
     fn bucket_has_objects(&self, bucket: &str) -> impl Future<Output = ApiResult<bool>> + Send;

@@ -32,6 +32,11 @@ pub struct EngineOptions {
     /// First poll interval; doubled after each poll up to `poll_max`. Short first polls keep fast endpoints fast.
     pub poll_initial: Duration,
     pub poll_max: Duration,
+    /// After each executed change set, apply the same template and parameters again with UpdateStack so the
+    /// endpoint computes the stack's outputs. moto 5.2 never computes outputs for stacks created or updated
+    /// through change sets (it does for UpdateStack); real CloudFormation does not need this. On only for a
+    /// local endpoint.
+    pub recompute_outputs: bool,
 }
 
 impl Default for EngineOptions {
@@ -41,6 +46,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(60 * 60),
             poll_initial: Duration::from_millis(200),
             poll_max: Duration::from_secs(5),
+            recompute_outputs: false,
         }
     }
 }
@@ -540,7 +546,8 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             parameters: params,
             tags: vec![],
         };
-        let cs = self.prepare_change_set(api, &request).await?;
+        let request = &request;
+        let cs = self.prepare_change_set(api, request).await?;
         let (cs_id, changes) = match cs {
             Prepared::NoChanges(cs_id) => {
                 let _ = api.delete_change_set(&cs_id).await;
@@ -591,9 +598,17 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         api.execute_change_set(&cs_id)
             .await
             .map_err(|e| format!("executing the change set: {}", e.message))?;
-        let snapshot = self
+        let mut snapshot = self
             .wait_stack(api, entry, marker, Wait::Applied, observer)
             .await?;
+        if self.options.recompute_outputs {
+            api.reapply_stack(&entry.name, &request.template, &request.parameters)
+                .await
+                .map_err(|e| format!("recomputing outputs: {e}"))?;
+            snapshot = self
+                .wait_stack(api, entry, None, Wait::Applied, observer)
+                .await?;
+        }
         let counts = changes::count(&changes);
         let outcome = match kind {
             ChangeSetKind::Create => Outcome::Created { changes: counts },

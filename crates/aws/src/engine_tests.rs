@@ -383,6 +383,16 @@ impl RegionApi for FakeRegion {
         }))
     }
 
+    async fn reapply_stack(
+        &self,
+        name: &str,
+        _: &TemplateSource,
+        _: &[(String, String)],
+    ) -> ApiResult<()> {
+        self.with(|s| s.calls.push(format!("reapply {name}")));
+        Ok(())
+    }
+
     async fn bucket_has_objects(&self, bucket: &str) -> ApiResult<bool> {
         Ok(self.with(|s| s.buckets.get(bucket).copied().unwrap_or(0) > 0))
     }
@@ -567,6 +577,7 @@ fn options(concurrency: usize) -> EngineOptions {
         timeout: Duration::from_secs(5),
         poll_initial: Duration::from_millis(1),
         poll_max: Duration::from_millis(2),
+        recompute_outputs: false,
     }
 }
 
@@ -1092,4 +1103,28 @@ fn invalid_manifests_are_rejected_before_any_call() {
     );
     let err = graph::select(&[], None).unwrap_err();
     assert_eq!(err.exit_code(), exit::USAGE);
+}
+
+#[tokio::test]
+async fn outputs_are_recomputed_after_executes_only_when_asked() {
+    let (stacks, t) = platform();
+    let s = synth(stacks, t);
+    let apis = regions();
+    let mut opts = options(4);
+    opts.recompute_outputs = true;
+    let engine = Engine::new(&s, &apis, opts);
+    let sel = engine.select(None).unwrap();
+    let obs = Recorder::new(true);
+    engine
+        .deploy(&sel, &ArtifactLocations::new(), &BTreeMap::new(), &obs)
+        .await
+        .unwrap();
+    let reapplied: usize = apis.values().map(|a| a.calls("reapply").len()).sum();
+    assert_eq!(reapplied, 5, "once per executed change set");
+    engine
+        .deploy(&sel, &ArtifactLocations::new(), &BTreeMap::new(), &obs)
+        .await
+        .unwrap();
+    let reapplied: usize = apis.values().map(|a| a.calls("reapply").len()).sum();
+    assert_eq!(reapplied, 5, "an unchanged stack is not touched");
 }

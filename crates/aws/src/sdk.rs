@@ -362,6 +362,44 @@ impl RegionApi for SdkRegion {
             .collect())
     }
 
+    async fn reapply_stack(
+        &self,
+        name: &str,
+        template: &TemplateSource,
+        parameters: &[(String, String)],
+    ) -> ApiResult<()> {
+        let mut req = self
+            .cfn
+            .update_stack()
+            .stack_name(name)
+            .capabilities(cfn::types::Capability::CapabilityIam)
+            .capabilities(cfn::types::Capability::CapabilityNamedIam)
+            .capabilities(cfn::types::Capability::CapabilityAutoExpand);
+        req = match template {
+            TemplateSource::Body(b) => req.template_body(b),
+            TemplateSource::Url(u) => req.template_url(u),
+        };
+        for (k, v) in parameters {
+            req = req.parameters(
+                cfn::types::Parameter::builder()
+                    .parameter_key(k)
+                    .parameter_value(v)
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = api_error("UpdateStack", e);
+                if crate::changes::is_no_change_reason(&e.message) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     async fn bucket_has_objects(&self, bucket: &str) -> ApiResult<bool> {
         let out = self
             .s3

@@ -136,6 +136,7 @@ fn options() -> EngineOptions {
         timeout: Duration::from_secs(10),
         poll_initial: Duration::from_millis(1),
         poll_max: Duration::from_millis(5),
+        recompute_outputs: false,
     }
 }
 
