@@ -60,6 +60,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.base
     );
     let ids: Vec<u64> = products.iter().map(|p| p.id).collect();
+    // Idempotency keys unique to this run: a key reused from an earlier run would (rightly) answer 409.
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
 
     let warmup = Duration::from_secs(2);
     let measure = Duration::from_secs(args.duration);
@@ -68,6 +70,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let client = client.clone();
         let ids = ids.clone();
         let scenario = args.scenario;
+        let run_id = run_id.clone();
         tokio::spawn(async move {
             let mut tally = Tally::default();
             // xorshift: cheap, deterministic per worker, good enough to spread reads over the catalog.
@@ -90,7 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     }
                     Scenario::Checkouts => {
                         n += 1;
-                        checkout_flow(&client, product, &format!("load-{worker}-{n}-{seed:x}"))
+                        checkout_flow(&client, product, &format!("load-{run_id}-{worker}-{n}"))
                             .await
                     }
                 };

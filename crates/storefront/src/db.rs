@@ -272,6 +272,22 @@ pub async fn find_order(
     }))
 }
 
+/// Orders (id, cart id, idempotency key) written under this key or for this cart: at most two, thanks to the
+/// unique keys. One round trip for both checks of a checkout.
+pub async fn find_orders_by_key_or_cart(
+    conn: &mut MySqlConnection,
+    key: &str,
+    cart_id: &str,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, cart_id, idempotency_key FROM orders WHERE idempotency_key = ? OR cart_id = ?",
+    )
+    .bind(key)
+    .bind(cart_id)
+    .fetch_all(conn)
+    .await
+}
+
 /// The order (id, cart id) written under an idempotency key, if any.
 pub async fn find_order_by_key(
     conn: &mut MySqlConnection,

@@ -15,6 +15,9 @@ use crate::control::{ControlSource, FETCH_TIMEOUT};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// After a failed fetch, writers refuse without fetching again for this long.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
+
 /// Why a write was refused. The names are the `error` codes of the 503 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -69,6 +72,9 @@ pub struct WriteGate {
     metrics: Arc<Metrics>,
     snapshot: Mutex<Option<Snapshot>>,
     last_error: Mutex<Option<String>>,
+    /// When the last fetch failed: writers arriving just after a failure refuse at once instead of queueing up
+    /// for fetches of their own while the control source is down.
+    last_failure: Mutex<Option<Instant>>,
     /// One fetch at a time: concurrent writers that find the state stale wait for the same fetch.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -96,6 +102,7 @@ impl WriteGate {
             metrics,
             snapshot: Mutex::new(None),
             last_error: Mutex::new(None),
+            last_failure: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
         })
     }
@@ -149,6 +156,7 @@ impl WriteGate {
             }
             Err(message) => {
                 self.metrics.control_refresh(false);
+                *lock(&self.last_failure) = Some(Instant::now());
                 let mut last = lock(&self.last_error);
                 if last.as_deref() != Some(message.as_str()) {
                     tracing::warn!(error = %message, "control refresh failed");
@@ -190,6 +198,9 @@ impl WriteGate {
         // Someone else may have refreshed while we waited for our turn.
         if let Some(s) = self.snapshot().filter(Snapshot::is_fresh) {
             return Some(s);
+        }
+        if lock(&self.last_failure).is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE) {
+            return None;
         }
         let _ = self.refresh().await;
         self.snapshot().filter(Snapshot::is_fresh)

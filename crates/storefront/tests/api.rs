@@ -359,6 +359,8 @@ async fn an_instance_that_cannot_refresh_control_stops_writing() {
     assert_eq!(deep.report["control"]["fresh"], false);
 
     app.control.set_failing(false);
+    // Writers refuse for a moment after a failed fetch rather than queueing; a fetch of our own ends that.
+    app.state.gate.refresh().await.unwrap();
     app.client.checkout(&cart_id, "cut-off").await.unwrap();
 }
 
@@ -823,5 +825,63 @@ async fn every_answer_carries_a_request_id() {
         given.headers()["x-request-id"],
         "trace-me-42",
         "a caller's id is kept"
+    );
+}
+
+/// A control source that never answers, like one behind a network partition.
+struct Unanswering;
+
+impl storefront::control::ControlSource for Unanswering {
+    fn fetch(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<lifeboat_contract::ControlState, storefront::control::ControlError>,
+    > {
+        Box::pin(futures::future::pending())
+    }
+    fn describe(&self) -> String {
+        "unanswering".into()
+    }
+}
+
+#[tokio::test]
+async fn writers_do_not_queue_up_behind_a_silent_control_source() {
+    let db = common::TestDb::create().await;
+    let settings = storefront::app::Settings {
+        region: "us-east-1".into(),
+        database_url: db.url.clone(),
+        control: storefront::control::ControlSpec::Static {
+            active_region: "us-east-1".into(),
+            epoch: 1,
+        },
+        sessions: storefront::app::SessionsSpec::Mysql,
+        images: storefront::app::ImagesSpec::Local,
+        assets_dir: None,
+        max_connections: 4,
+        serve_metrics: true,
+    };
+    let state = storefront::app::build_with_control(&settings, std::sync::Arc::new(Unanswering))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, storefront::router(state)).await });
+    let client = storefront::Client::new(&base).unwrap();
+
+    let started = std::time::Instant::now();
+    let writers = (0..16).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.create_cart().await })
+    });
+    for result in futures::future::join_all(writers).await {
+        let err = result.unwrap().unwrap_err();
+        assert_eq!(err.code(), Some("control_unreachable"), "{err}");
+    }
+    // One fetch times out (500 ms); the writers behind it refuse at once instead of each waiting for their own.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "16 refusals took {elapsed:?}"
     );
 }

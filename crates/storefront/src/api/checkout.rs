@@ -82,8 +82,9 @@ async fn attempt(
     cart_id: &str,
     cart: Option<&crate::model::Cart>,
 ) -> ApiResult<Attempt> {
-    if let Some((order_id, order_cart)) = db::find_order_by_key(&mut tx, key).await? {
-        let order = db::find_order(&mut tx, &order_id).await?;
+    let existing = db::find_orders_by_key_or_cart(&mut tx, key, cart_id).await?;
+    if let Some((order_id, order_cart, _)) = existing.iter().find(|(_, _, k)| k == key) {
+        let order = db::find_order(&mut tx, order_id).await?;
         tx.rollback().await?;
         if order_cart != cart_id {
             return Err(ApiError::conflict(
@@ -97,6 +98,15 @@ async fn attempt(
         app.metrics.checkout_replayed();
         return Ok(Attempt::Done(order_response(StatusCode::OK, order, true)));
     }
+    if let Some((order_id, _, _)) = existing.first() {
+        tx.rollback().await?;
+        return Err(ApiError::conflict(
+            "cart_already_ordered",
+            format!(
+                "cart {cart_id} was already checked out as order {order_id} under another Idempotency-Key"
+            ),
+        ));
+    }
     let Some(cart) = cart else {
         tx.rollback().await?;
         return Err(ApiError::unprocessable(
@@ -109,15 +119,6 @@ async fn attempt(
         return Err(ApiError::unprocessable(
             "cart_empty",
             format!("cart {cart_id} has no items"),
-        ));
-    }
-    if let Some(order_id) = db::find_order_by_cart(&mut tx, cart_id).await? {
-        tx.rollback().await?;
-        return Err(ApiError::conflict(
-            "cart_already_ordered",
-            format!(
-                "cart {cart_id} was already checked out as order {order_id} under another Idempotency-Key"
-            ),
         ));
     }
 
