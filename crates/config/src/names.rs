@@ -106,6 +106,11 @@ impl<'a> Names<'a> {
         self.alarm(Role::Primary, "health")
     }
 
+    /// The alarms whose state changes trigger the DR automation (today: the primary health check alarm).
+    pub fn primary_health_alarms(&self) -> Vec<String> {
+        vec![self.primary_health_alarm()]
+    }
+
     /// S3 bucket for the shop's assets in a region.
     pub fn assets_bucket(&self, region: &str) -> String {
         format!("{}-assets-{region}", self.prefix())

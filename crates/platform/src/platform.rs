@@ -65,9 +65,23 @@ impl Synthesis {
 /// Builds every stack of both regions from `config`.
 pub fn synthesize(config: &Config) -> Result<Synthesis, PlatformError> {
     config.validate()?;
+    use crate::{compute, database, dr_automation, monitoring, networking, storage};
+    // Deployment order. The traps it avoids: the replication destination bucket (standby storage) before the
+    // primary bucket's replication rule; the global and primary clusters before the secondary cluster; both
+    // load balancers before the health checks; the health checks before the failover records.
     let stacks: Vec<Stack> = vec![
-        crate::networking::build(config, Role::Primary),
-        crate::networking::build(config, Role::Standby),
+        networking::build(config, Role::Primary),
+        networking::build(config, Role::Standby),
+        database::build(config, Role::Primary),
+        database::build(config, Role::Standby),
+        storage::build(config, Role::Standby),
+        storage::build(config, Role::Primary),
+        compute::build(config, Role::Primary),
+        compute::build(config, Role::Standby),
+        monitoring::build(config, Role::Primary),
+        monitoring::build(config, Role::Standby),
+        dr_automation::build(config, Role::Primary),
+        dr_automation::build(config, Role::Standby),
     ];
     assemble(config, stacks)
 }

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! Building blocks shared by the components: a stack under construction (template plus its manifest
 //! entry), IAM documents, KMS keys and log groups with secure defaults.
 
@@ -216,4 +215,47 @@ pub fn az_letter(index: usize) -> char {
 /// Joins a list of values into one comma-separated string output.
 pub fn join_list(items: Vec<Expr>) -> Expr {
     lifeboat_cfn::join(",", items)
+}
+
+/// Manifest id of a component's stack in a role.
+pub fn stack_id(component: &str, role: Role) -> String {
+    Names::stack_id(component, role)
+}
+
+/// A bucket policy statement denying any request not made over TLS.
+pub fn deny_insecure_transport(bucket_arn: &Expr) -> Value {
+    json!({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, lifeboat_cfn::join("", vec![bucket_arn.clone(), "/*".into()])],
+        "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+    })
+}
+
+/// All four S3 public access blocks on.
+pub fn block_public_access() -> Expr {
+    Expr::json(json!({
+        "BlockPublicAcls": true,
+        "BlockPublicPolicy": true,
+        "IgnorePublicAcls": true,
+        "RestrictPublicBuckets": true
+    }))
+}
+
+/// The ARN of a bucket known by name (avoids a dependency cycle between a bucket and its own role).
+pub fn bucket_arn(name: &str) -> Expr {
+    sub(format!("arn:${{AWS::Partition}}:s3:::{name}"))
+}
+
+/// Tags in the `[{Key, Value}]` shape, for places the generic tagging pass cannot see (table replicas).
+pub fn tag_list(config: &Config) -> Value {
+    Value::Array(
+        config
+            .tags()
+            .into_iter()
+            .map(|(k, v)| json!({ "Key": k, "Value": v }))
+            .collect(),
+    )
 }

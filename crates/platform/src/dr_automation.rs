@@ -1,0 +1,574 @@
+//! DR automation, per region: the DR automation Lambda function (the orchestrator's runbooks; code location
+//! from parameters), an EventBridge rule on state changes of the primary-health alarms with its invoke
+//! permission, a role limited to what a failover needs on this environment's resources, and the SSM control
+//! parameters (active region, epoch, write fence, endpoints).
+//!
+//! The primary stack also holds the DynamoDB global table for the run journal and lock (replicated to the
+//! standby region) and the Route 53 failover record pair; its rule forwards the alarm events to the standby
+//! region's default event bus, so the standby function (the one that must act when the primary region is
+//! down) receives them too.
+
+use lifeboat_cfn::resources::{dynamodb, events, iam, lambda, route53, ssm};
+use lifeboat_cfn::{Expr, get_att, join, r, sub};
+use lifeboat_config::{Config, Role};
+use lifeboat_contract::manifest::ArtifactPart;
+use serde_json::{Value, json};
+
+use crate::util::{Stack, allow, arn_in, assume_role, inline_policy, log_group, stack_id};
+
+pub const COMPONENT: &str = "dr-automation";
+/// The artifact name of the DR automation code package in the manifest.
+pub const ARTIFACT: &str = "dr-automation";
+/// Key attributes of the journal table (both strings).
+pub const JOURNAL_PARTITION_KEY: &str = "pk";
+pub const JOURNAL_SORT_KEY: &str = "sk";
+/// Initial value of the fencing epoch parameter.
+pub const INITIAL_EPOCH: &str = "1";
+
+/// Environment variables of the DR automation function.
+pub mod env {
+    pub const PROJECT: &str = "LIFEBOAT_PROJECT";
+    pub const ENVIRONMENT: &str = "LIFEBOAT_ENVIRONMENT";
+    pub const REGION: &str = "LIFEBOAT_REGION";
+    pub const PRIMARY_REGION: &str = "LIFEBOAT_PRIMARY_REGION";
+    pub const STANDBY_REGION: &str = "LIFEBOAT_STANDBY_REGION";
+    pub const DOMAIN: &str = "LIFEBOAT_DOMAIN";
+    pub const RECORD: &str = "LIFEBOAT_RECORD";
+    pub const JOURNAL_TABLE: &str = "JOURNAL_TABLE";
+    pub const CONTROL_SSM_PREFIX: &str = "CONTROL_SSM_PREFIX";
+    pub const TOPIC_ARN: &str = "TOPIC_ARN";
+    pub const GLOBAL_CLUSTER_ID: &str = "GLOBAL_CLUSTER_ID";
+    pub const HOSTED_ZONE_ID: &str = "HOSTED_ZONE_ID";
+    pub const PRIMARY_HEALTH_CHECK_ID: &str = "PRIMARY_HEALTH_CHECK_ID";
+    pub const STANDBY_HEALTH_CHECK_ID: &str = "STANDBY_HEALTH_CHECK_ID";
+    pub const DATABASE_SECRET_ARN: &str = "DATABASE_SECRET_ARN";
+    /// Prefix of the `[dr]` settings: `LIFEBOAT_DR_RTO_SECONDS`, ...
+    pub const DR_PREFIX: &str = "LIFEBOAT_DR_";
+}
+
+/// The EventBridge pattern matching state changes of the primary-health alarms.
+pub fn alarm_event_pattern(config: &Config) -> Value {
+    json!({
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": { "alarmName": config.names().primary_health_alarms() }
+    })
+}
+
+pub fn build(config: &Config, role: Role) -> Stack {
+    let names = config.names();
+    let region = config.region(role).to_string();
+    let mut s = Stack::new(
+        config,
+        COMPONENT,
+        role,
+        "DR automation function, alarm trigger, control parameters, journal, failover records",
+    );
+
+    let networking = stack_id(crate::networking::COMPONENT, role);
+    let app_subnets = s.input_list("AppSubnetIds", &networking, "AppSubnetIds");
+    let security_group = s.input(
+        "DrAutomationSecurityGroupId",
+        &networking,
+        "DrAutomationSecurityGroupId",
+    );
+    let networking_primary = stack_id(crate::networking::COMPONENT, Role::Primary);
+    let hosted_zone = s.input("HostedZoneId", &networking_primary, "HostedZoneId");
+    let monitoring_primary = stack_id(crate::monitoring::COMPONENT, Role::Primary);
+    let primary_check = s.input(
+        "PrimaryHealthCheckId",
+        &monitoring_primary,
+        "PrimaryHealthCheckId",
+    );
+    let standby_check = s.input(
+        "StandbyHealthCheckId",
+        &monitoring_primary,
+        "StandbyHealthCheckId",
+    );
+    let monitoring = stack_id(crate::monitoring::COMPONENT, role);
+    let topic = s.input("TopicArn", &monitoring, "TopicArn");
+    let topic_key = s.input("TopicKeyArn", &monitoring, "TopicKeyArn");
+    let database_primary = stack_id(crate::database::COMPONENT, Role::Primary);
+    let secret = match role {
+        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "SecretArn"),
+        Role::Standby => s.input("DatabaseSecretArn", &database_primary, "SecretReplicaArn"),
+    };
+    s.needs(&stack_id(crate::database::COMPONENT, role));
+    let mut albs = Vec::new();
+    for r_ in Role::BOTH {
+        let compute = stack_id(crate::compute::COMPONENT, r_);
+        let prefix = if r_ == Role::Primary {
+            "Primary"
+        } else {
+            "Standby"
+        };
+        let dns = s.input(&format!("{prefix}AlbDnsName"), &compute, "AlbDnsName");
+        albs.push((r_, dns));
+    }
+    if role == Role::Standby {
+        // The journal table's standby replica is created by the primary stack.
+        s.needs(&stack_id(COMPONENT, Role::Primary));
+    }
+
+    if role == Role::Primary {
+        journal_table(config, &mut s);
+        failover_records(
+            config,
+            &mut s,
+            hosted_zone.clone(),
+            &albs,
+            primary_check.clone(),
+            standby_check.clone(),
+        );
+    }
+    control_parameters(config, &mut s, &albs);
+
+    let code_bucket = s.artifact("DrAutomationCodeBucket", ARTIFACT, ArtifactPart::Bucket);
+    let code_key = s.artifact("DrAutomationCodeKey", ARTIFACT, ArtifactPart::Key);
+    let function_name = names.dr_function();
+    let log_group_arn = log_group(
+        &mut s,
+        "DrAutomationLogGroup",
+        &lifeboat_config::Names::lambda_log_group(&function_name),
+    );
+
+    let statements = role_statements(
+        config,
+        &mut s,
+        role,
+        log_group_arn,
+        &hosted_zone,
+        &primary_check,
+        &standby_check,
+        &topic_key,
+        &secret,
+    );
+    s.template.add(
+        "DrAutomationRole",
+        iam::Role {
+            assume_role_policy_document: assume_role("lambda.amazonaws.com"),
+            description: Some(
+                "DR automation: fail over, switch over and fence this environment, nothing else"
+                    .into(),
+            ),
+            policies: Some(Expr::json(json!([inline_policy(
+                "dr-automation",
+                statements
+            )]))),
+            managed_policy_arns: None,
+        },
+    );
+
+    let dr = &config.dr;
+    let mut variables = serde_json::Map::new();
+    let mut set = |key: &str, value: Value| {
+        variables.insert(key.to_string(), value);
+    };
+    set(env::PROJECT, json!(config.project.name));
+    set(env::ENVIRONMENT, json!(config.project.environment));
+    set(env::REGION, json!(region));
+    set(env::PRIMARY_REGION, json!(config.regions.primary));
+    set(env::STANDBY_REGION, json!(config.regions.standby));
+    set(env::DOMAIN, json!(config.dns.domain));
+    set(env::RECORD, json!(config.dns.record));
+    set(env::JOURNAL_TABLE, json!(names.journal_table()));
+    set(env::CONTROL_SSM_PREFIX, json!(names.ssm_prefix()));
+    set(env::TOPIC_ARN, json!(topic));
+    set(env::GLOBAL_CLUSTER_ID, json!(names.global_cluster_id()));
+    set(env::HOSTED_ZONE_ID, json!(hosted_zone));
+    set(env::PRIMARY_HEALTH_CHECK_ID, json!(primary_check));
+    set(env::STANDBY_HEALTH_CHECK_ID, json!(standby_check));
+    set(env::DATABASE_SECRET_ARN, json!(secret));
+    for (key, value) in [
+        ("RTO_SECONDS", dr.rto_seconds.to_string()),
+        ("RPO_SECONDS", dr.rpo_seconds.to_string()),
+        (
+            "MAX_SWITCHOVER_LAG_SECONDS",
+            dr.max_switchover_lag_seconds.to_string(),
+        ),
+        ("ALLOW_DATA_LOSS", dr.allow_data_loss.to_string()),
+        ("ALARM_MIN_SECONDS", dr.alarm_min_seconds.to_string()),
+        ("COOLDOWN_SECONDS", dr.cooldown_seconds.to_string()),
+        (
+            "SWITCHOVER_TIMEOUT_SECONDS",
+            dr.switchover_timeout_seconds.to_string(),
+        ),
+    ] {
+        set(&format!("{}{key}", env::DR_PREFIX), json!(value));
+    }
+    s.template.add(
+        "DrAutomationFunction",
+        lambda::Function {
+            function_name: Some(function_name.into()),
+            description: Some(
+                "DR automation: runs switchover and failover runbooks on alarm".into(),
+            ),
+            runtime: Some("provided.al2023".into()),
+            handler: Some("bootstrap".into()),
+            role: get_att("DrAutomationRole", "Arn"),
+            code: Expr::json(json!({ "S3Bucket": code_bucket, "S3Key": code_key })),
+            architectures: Some(Expr::list(["x86_64"])),
+            memory_size: Some(256.into()),
+            // A runbook waits for promotion and DNS; the journal lets a later invocation resume it.
+            timeout: Some(900.into()),
+            environment: Some(Expr::json(json!({ "Variables": variables }))),
+            vpc_config: Some(Expr::json(
+                json!({ "SubnetIds": app_subnets, "SecurityGroupIds": [security_group] }),
+            )),
+            logging_config: Some(Expr::json(
+                json!({ "LogGroup": r("DrAutomationLogGroup"), "LogFormat": "JSON" }),
+            )),
+            // One run at a time per region; the journal lock serializes across regions.
+            reserved_concurrent_executions: Some(1.into()),
+        },
+    );
+
+    trigger(config, &mut s, role);
+
+    s.output(
+        "FunctionName",
+        r("DrAutomationFunction"),
+        "DR automation function",
+    );
+    s.output(
+        "FunctionArn",
+        get_att("DrAutomationFunction", "Arn"),
+        "DR automation function ARN",
+    );
+    s.output(
+        "ControlSsmPrefix",
+        names.ssm_prefix().into(),
+        "SSM prefix of the DR control parameters",
+    );
+    if role == Role::Primary {
+        s.output(
+            "JournalTableName",
+            r("JournalTable"),
+            "DR run journal and lock (global table)",
+        );
+        s.output(
+            "RecordName",
+            names.record_name().into(),
+            "The failover record",
+        );
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn role_statements(
+    config: &Config,
+    s: &mut Stack,
+    role: Role,
+    log_group_arn: Expr,
+    hosted_zone: &Expr,
+    primary_check: &Expr,
+    standby_check: &Expr,
+    topic_key: &Expr,
+    secret: &Expr,
+) -> Vec<Value> {
+    let names = config.names();
+    let regions = [
+        config.regions.primary.clone(),
+        config.regions.standby.clone(),
+    ];
+    let each_region = |service: &str, rest: &str| -> Vec<Expr> {
+        regions.iter().map(|r| arn_in(service, r, rest)).collect()
+    };
+    let clusters: Vec<Expr> = regions
+        .iter()
+        .map(|r| arn_in("rds", r, &format!("cluster:{}", names.cluster_id(r))))
+        .collect();
+    let global_cluster = sub(format!(
+        "arn:${{AWS::Partition}}:rds::${{AWS::AccountId}}:global-cluster:{}",
+        names.global_cluster_id()
+    ));
+    let mut rds_targets = clusters.clone();
+    rds_targets.push(global_cluster.clone());
+    let route53 = |rest: Expr| join("", vec![sub("arn:${AWS::Partition}:route53:::"), rest]);
+    let ssm_prefix = names.ssm_prefix();
+    let mut statements = vec![
+        allow(
+            &["logs:CreateLogStream", "logs:PutLogEvents"],
+            vec![join("", vec![log_group_arn, ":*".into()])],
+        ),
+        crate::compute::vpc_access_statement(),
+        allow(
+            &[
+                "rds:FailoverGlobalCluster",
+                "rds:SwitchoverGlobalCluster",
+                "rds:RemoveFromGlobalCluster",
+                "rds:ModifyGlobalCluster",
+                "rds:ModifyDBCluster",
+            ],
+            rds_targets,
+        ),
+        allow(
+            &["rds:DescribeGlobalClusters", "rds:DescribeDBClusters"],
+            vec!["*".into()],
+        ),
+        allow(
+            &[
+                "route53:GetHealthCheck",
+                "route53:GetHealthCheckStatus",
+                "route53:UpdateHealthCheck",
+            ],
+            vec![
+                route53(join("", vec!["healthcheck/".into(), primary_check.clone()])),
+                route53(join("", vec!["healthcheck/".into(), standby_check.clone()])),
+            ],
+        ),
+        allow(
+            &[
+                "route53:ListResourceRecordSets",
+                "route53:ChangeResourceRecordSets",
+            ],
+            vec![route53(join(
+                "",
+                vec!["hostedzone/".into(), hosted_zone.clone()],
+            ))],
+        ),
+        allow(
+            &["route53:GetChange"],
+            vec![sub("arn:${AWS::Partition}:route53:::change/*")],
+        ),
+        allow(
+            &[
+                "ssm:GetParameter",
+                "ssm:GetParameters",
+                "ssm:GetParametersByPath",
+                "ssm:PutParameter",
+            ],
+            regions
+                .iter()
+                .flat_map(|r| {
+                    [
+                        arn_in("ssm", r, &format!("parameter{ssm_prefix}")),
+                        arn_in("ssm", r, &format!("parameter{ssm_prefix}/*")),
+                    ]
+                })
+                .collect(),
+        ),
+        allow(
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            ],
+            each_region("dynamodb", &format!("table/{}", names.journal_table())),
+        ),
+        allow(&["sns:Publish"], each_region("sns", &names.topic_name())),
+        allow(
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+            vec![topic_key.clone()],
+        ),
+        allow(
+            &[
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:GetMetricStatistics",
+                "cloudwatch:GetMetricData",
+            ],
+            vec!["*".into()],
+        ),
+        allow(&["secretsmanager:GetSecretValue"], vec![secret.clone()]),
+        allow(
+            &[
+                "lambda:GetFunctionConfiguration",
+                "lambda:GetFunctionConcurrency",
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency",
+            ],
+            each_region(
+                "lambda",
+                &format!("function:{}", names.storefront_function()),
+            ),
+        ),
+        allow(
+            &["s3:GetReplicationConfiguration"],
+            regions
+                .iter()
+                .map(|r| crate::util::bucket_arn(&names.assets_bucket(r)))
+                .collect(),
+        ),
+    ];
+    if role == Role::Primary {
+        let database_key = s.input(
+            "DatabaseKeyArn",
+            &stack_id(crate::database::COMPONENT, Role::Primary),
+            "DatabaseKeyArn",
+        );
+        statements.push(allow(&["kms:Decrypt"], vec![database_key]));
+    }
+    statements
+}
+
+fn journal_table(config: &Config, s: &mut Stack) {
+    let replica = |region: &str| {
+        json!({
+            "Region": region,
+            "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": true },
+            "DeletionProtectionEnabled": config.deletion_protection(),
+            "Tags": crate::util::tag_list(config)
+        })
+    };
+    s.template
+        .add(
+            "JournalTable",
+            dynamodb::GlobalTable {
+                table_name: Some(config.names().journal_table().into()),
+                billing_mode: Some("PAY_PER_REQUEST".into()),
+                attribute_definitions: Expr::json(json!([
+                    { "AttributeName": JOURNAL_PARTITION_KEY, "AttributeType": "S" },
+                    { "AttributeName": JOURNAL_SORT_KEY, "AttributeType": "S" }
+                ])),
+                key_schema: Expr::json(json!([
+                    { "AttributeName": JOURNAL_PARTITION_KEY, "KeyType": "HASH" },
+                    { "AttributeName": JOURNAL_SORT_KEY, "KeyType": "RANGE" }
+                ])),
+                replicas: Expr::json(json!([
+                    replica(&config.regions.primary),
+                    replica(&config.regions.standby)
+                ])),
+                sse_specification: Some(Expr::json(
+                    json!({ "SSEEnabled": true, "SSEType": "KMS" }),
+                )),
+                stream_specification: Some(Expr::json(
+                    json!({ "StreamViewType": "NEW_AND_OLD_IMAGES" }),
+                )),
+                time_to_live_specification: None,
+            },
+        )
+        .stateful(crate::database::keep(config));
+}
+
+/// The failover pair: PRIMARY → primary load balancer (with the primary health check), SECONDARY → standby
+/// load balancer. CNAMEs rather than aliases, so the configured TTL applies.
+fn failover_records(
+    config: &Config,
+    s: &mut Stack,
+    zone: Expr,
+    albs: &[(Role, Expr)],
+    primary_check: Expr,
+    standby_check: Expr,
+) {
+    let names = config.names();
+    for (role, dns) in albs {
+        let (id, failover, check) = match role {
+            Role::Primary => ("PrimaryRecord", "PRIMARY", primary_check.clone()),
+            Role::Standby => ("StandbyRecord", "SECONDARY", standby_check.clone()),
+        };
+        s.template.add(
+            id,
+            route53::RecordSet {
+                hosted_zone_id: zone.clone(),
+                name: names.record_name().into(),
+                record_type: "CNAME".into(),
+                set_identifier: Some(format!("{}-{role}", names.prefix()).into()),
+                failover: Some(failover.into()),
+                health_check_id: Some(check),
+                alias_target: None,
+                ttl: Some(config.dns.ttl_seconds.to_string().into()),
+                resource_records: Some(Expr::list([dns.clone()])),
+            },
+        );
+    }
+}
+
+/// The control parameters in this region. Their values here are the initial state only: from then on the
+/// orchestrator owns them (the templates never change these values, so an update does not reset them).
+fn control_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
+    let names = config.names();
+    let parameter = |name: String, value: Expr, description: &str| ssm::Parameter {
+        name: Some(name.into()),
+        parameter_type: "String".into(),
+        value,
+        description: Some(description.into()),
+        tier: Some("Standard".into()),
+    };
+    s.template.add(
+        "ActiveRegionParameter",
+        parameter(
+            names.ssm_active_region(),
+            config.regions.primary.clone().into(),
+            "The region that may accept writes",
+        ),
+    );
+    s.template.add(
+        "EpochParameter",
+        parameter(
+            names.ssm_epoch(),
+            INITIAL_EPOCH.into(),
+            "Fencing epoch, raised at every role change",
+        ),
+    );
+    s.template.add(
+        "FenceParameter",
+        parameter(
+            names.ssm_fence(),
+            "lowered".into(),
+            "Write fence: raised while a switchover is in progress",
+        ),
+    );
+    for (role, dns) in albs {
+        let id = if *role == Role::Primary {
+            "PrimaryEndpointParameter"
+        } else {
+            "StandbyEndpointParameter"
+        };
+        s.template.add(
+            id,
+            parameter(
+                names.ssm_endpoint(config.region(*role)),
+                dns.clone(),
+                "Public endpoint (load balancer) of a region",
+            ),
+        );
+    }
+}
+
+fn trigger(config: &Config, s: &mut Stack, role: Role) {
+    let mut targets =
+        vec![json!({ "Id": "dr-automation", "Arn": get_att("DrAutomationFunction", "Arn") })];
+    if role == Role::Primary {
+        // Forward to the standby region, whose function must act when this region is down.
+        let standby_bus = arn_in("events", &config.regions.standby, "event-bus/default");
+        s.template.add(
+            "ForwardEventsRole",
+            iam::Role {
+                assume_role_policy_document: assume_role("events.amazonaws.com"),
+                description: Some(
+                    "Forwards primary-health alarm events to the standby region's event bus".into(),
+                ),
+                policies: Some(Expr::json(json!([inline_policy(
+                    "forward-alarm-events",
+                    vec![allow(&["events:PutEvents"], vec![standby_bus.clone()])]
+                )]))),
+                managed_policy_arns: None,
+            },
+        );
+        targets.push(json!({ "Id": "standby-region", "Arn": standby_bus, "RoleArn": get_att("ForwardEventsRole", "Arn") }));
+    }
+    s.template.add(
+        "AlarmRule",
+        events::Rule {
+            name: Some(format!("{}-primary-health", config.names().prefix()).into()),
+            description: Some("Primary-health alarm state changes start the DR automation".into()),
+            event_pattern: Some(Expr::json(alarm_event_pattern(config))),
+            state: Some("ENABLED".into()),
+            targets: Some(Expr::json(Value::Array(targets))),
+        },
+    );
+    s.template.add(
+        "AlarmRuleInvokePermission",
+        lambda::Permission {
+            action: "lambda:InvokeFunction".into(),
+            function_name: r("DrAutomationFunction"),
+            principal: "events.amazonaws.com".into(),
+            source_arn: Some(get_att("AlarmRule", "Arn")),
+            source_account: None,
+        },
+    );
+}
