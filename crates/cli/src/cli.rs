@@ -80,4 +80,7 @@ pub enum Command {
     /// The local two-region runtime: `local up | down | status`.
     #[command(after_help = commands::local::AFTER_HELP)]
     Local(commands::local::Args),
+    /// Break something under load on the local runtime and prove no acknowledged order was lost.
+    #[command(after_help = commands::drill::AFTER_HELP)]
+    Drill(commands::drill::Args),
 }

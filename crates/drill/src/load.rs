@@ -215,19 +215,18 @@ pub fn lines_for(n: u64, products: &[u64]) -> Vec<OrderLine> {
         return Vec::new();
     }
     let count = products.len() as u64;
-    let first = products[(n % count) as usize];
+    let first_index = n % count;
     let mut lines = vec![OrderLine {
-        product_id: first,
+        product_id: products[first_index as usize],
         quantity: (n % 3) as u32 + 1,
     }];
     if n % 2 == 1 && count > 1 {
-        let second = products[((n / 2 + 1) % count) as usize];
-        if second != first {
-            lines.push(OrderLine {
-                product_id: second,
-                quantity: ((n / 3) % 2) as u32 + 1,
-            });
-        }
+        // Any other product: an offset of 1..count-1 from the first.
+        let second_index = (first_index + 1 + (n / 2) % (count - 1)) % count;
+        lines.push(OrderLine {
+            product_id: products[second_index as usize],
+            quantity: ((n / 3) % 2) as u32 + 1,
+        });
     }
     lines
 }

@@ -19,6 +19,8 @@ pub struct Report {
     /// Whether the DR automation was allowed to fail over on its own (drills of faults turn it on: running a
     /// drill is the explicit human decision automatic failover otherwise needs).
     pub automatic_failover_allowed: bool,
+    /// Whether writes came back (the other region active, fence down, newer epoch) while the drill watched.
+    pub recovered: bool,
     pub started_at: String,
     pub finished_at: String,
     pub primary_before: String,

@@ -69,10 +69,16 @@ pub struct DrillOutcome {
 }
 
 impl DrillOutcome {
+    /// `DRILL_VERDICT_FAILED` when the ledger check found lost, duplicated, altered or fenced-out writes;
+    /// `FAILED` when it found none but the service never came back; `OK` otherwise.
     pub fn exit_code(&self) -> i32 {
-        match self.report.verdict {
-            Verdict::Pass => exit::OK,
-            Verdict::Fail => exit::DRILL_VERDICT_FAILED,
+        let r = &self.report;
+        if r.lost + r.duplicates + r.lines_mismatched + r.writes_accepted_after_fence > 0 {
+            exit::DRILL_VERDICT_FAILED
+        } else if !r.recovered || r.verdict == Verdict::Fail {
+            exit::FAILED
+        } else {
+            exit::OK
         }
     }
 }
@@ -359,6 +365,7 @@ async fn drive(
     let deadline = fault_ms + RECOVERY_TIMEOUT.as_millis() as i64;
     let mut recovered: Option<(UnixMs, String, u64)> = None;
     let mut detected_reported = false;
+    let mut gave_up: Option<String> = None;
     while now_ms() < deadline {
         if let Some(child) = switchover.as_mut()
             && let Ok(Some(_)) = child.try_wait()
@@ -391,6 +398,15 @@ async fn drive(
         {
             break;
         }
+        // The automation ran and gave up (or declined): nothing more will happen by itself. A moment's grace
+        // lets the control state catch up with a run that did succeed.
+        if options.scenario.is_fault()
+            && let Some(e) = automation_gave_up(runtime, fault_ms)
+            && now_ms() - e.at_ms as i64 > 2000
+        {
+            gave_up = Some(e.detail);
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     match &recovered {
@@ -410,6 +426,12 @@ async fn drive(
         }
         None => {
             let why = match &switchover_output {
+                _ if gave_up.is_some() => {
+                    format!(
+                        "the DR automation did not recover: {}",
+                        gave_up.as_deref().unwrap_or_default()
+                    )
+                }
                 Some(o) if !o.status.success() => format!(
                     "the switchover failed ({}): {}",
                     o.status,
@@ -510,10 +532,33 @@ async fn drive(
             )
         }
     };
-    let db_url = runtime.admin_db_url(&new_primary)?;
-    let stored = verify::stored_orders(&db_url, &format!("{run_tag}-"))
-        .await
-        .map_err(|e| DrillError::Failed(format!("ledger check on {new_primary}: {e}")))?;
+    // Without a recovery the standby is checked (what a failover would have kept), else whichever answers.
+    let candidates = if recovered.is_some() {
+        vec![new_primary.clone()]
+    } else {
+        vec![standby.to_owned(), primary.to_owned()]
+    };
+    let mut stored = None;
+    let mut checked_region = new_primary.clone();
+    for region in &candidates {
+        match verify::stored_orders(&runtime.admin_db_url(region)?, &format!("{run_tag}-")).await {
+            Ok(orders) => {
+                stored = Some(orders);
+                checked_region = region.clone();
+                break;
+            }
+            Err(e) => notes.push(format!("ledger check on {region}: {e}")),
+        }
+    }
+    let Some(stored) = stored else {
+        return Err(DrillError::Failed(format!(
+            "the ledger check found no database to read: {}",
+            notes.join("; ")
+        )));
+    };
+    if checked_region != new_primary {
+        notes.push(format!("the ledger was checked against {checked_region}"));
+    }
 
     let run_events = runtime
         .events()
@@ -574,7 +619,7 @@ async fn drive(
     );
     let passed = verification.passed() && recovered.is_some();
     if recovered.is_none() {
-        notes.push("verdict FAIL: the drill did not see the service recover".into());
+        notes.push("the drill did not see the service recover: the verdict is FAIL".into());
     }
     let report = Report {
         scenario: options.scenario,
@@ -587,6 +632,7 @@ async fn drive(
             inside_rate_per_s: (options.scenario == Scenario::Partition).then_some(inside_rate),
         },
         automatic_failover_allowed: automatic,
+        recovered: recovered.is_some(),
         started_at,
         finished_at: rfc3339_now(),
         primary_before: primary.to_owned(),
@@ -652,7 +698,6 @@ async fn drive(
             .display()
             .to_string(),
     };
-    let _ = standby;
     write_report(&report, &ledger, &options.report_dir)
 }
 
@@ -678,6 +723,22 @@ pub fn write_report(
         report_json,
         report_html,
     })
+}
+
+/// The automation's last word after `since_ms`, when it did not end in success.
+fn automation_gave_up(runtime: &Runtime, since_ms: UnixMs) -> Option<Event> {
+    let events = runtime
+        .events()
+        .read_since(u64::try_from(since_ms).unwrap_or(0))
+        .ok()?;
+    let last = events.into_iter().rev().find(|e| {
+        e.kind == events::KIND_AUTOMATION_FINISHED
+            || e.kind == events::KIND_AUTOMATION_DECLINED
+            || e.kind == events::KIND_AUTOMATION_STARTED
+    })?;
+    let failed = last.kind == events::KIND_AUTOMATION_DECLINED
+        || (last.kind == events::KIND_AUTOMATION_FINISHED && !last.detail.contains("succeeded"));
+    failed.then_some(last)
 }
 
 fn first_event(runtime: &Runtime, since_ms: UnixMs, kind: &str) -> Option<Event> {

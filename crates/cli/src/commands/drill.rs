@@ -1,15 +1,17 @@
 //! `lifeboat drill`: a fault under load on the local runtime, checked against the client's own ledger.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::Args;
 use lifeboat_contract::exit;
-use lifeboat_drill::run::{DrillEnv, DrillError, run, run_inside_client};
+use lifeboat_drill::run::{DrillEnv, run as drill, run_inside_client};
 use lifeboat_drill::scenario::DrillOptions;
 
-#[derive(Debug, Args)]
-pub struct DrillArgs {
+use crate::context::Context;
+use crate::error::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
     /// What to break: planned (a switchover through the runbooks), db-crash (kill -9 of the primary
     /// database), region-outage (every process of the primary region killed), partition (the primary region
     /// cut off while a client inside it keeps writing).
@@ -40,65 +42,79 @@ pub struct DrillArgs {
     pub client_ledger: Option<PathBuf>,
 }
 
-/// Runs the drill; returns the exit code. `state_dir` is `local.state_dir`; `global_args` are the arguments
-/// a nested `lifeboat` invocation needs to find the same configuration (e.g. `--config <file>`).
-pub fn execute(args: &DrillArgs, state_dir: &Path, global_args: Vec<OsString>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
-    };
+pub const AFTER_HELP: &str = "\
+Examples:
+  lifeboat drill --scenario planned --load 200 --duration 15
+  lifeboat drill --scenario db-crash --report drills/db-crash
+  lifeboat drill --scenario partition --replication async
+
+The runtime must be up (`lifeboat local up`). A fault drill allows automatic failover for its length.
+Exit codes: 0 verdict pass, 2 bad arguments, 4 the drill could not finish (no recovery),
+6 the runtime is not up or not healthy, 7 verdict fail (lost, duplicated or fenced-out writes).";
+
+/// Runs the drill (or, with the hidden `--inside-client`, only a load client).
+pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::from_error(exit::INTERNAL, "cannot start the async runtime", &e))?;
     if let Some(url) = &args.inside_client {
-        return runtime.block_on(inside_client(args, url));
+        return runtime.block_on(inside_client(&args, url));
     }
+    // Arguments first: a usage error must not depend on the configuration or the runtime.
     let scenario = args.scenario.as_deref().unwrap_or_default();
+    let config = ctx.config()?;
+    let state_dir = PathBuf::from(&config.local.state_dir);
     let report_dir = args.report.clone().unwrap_or_else(|| {
-        let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         state_dir.join("local").join("drills").join(format!("{scenario}-{stamp}"))
     });
-    let options = match DrillOptions::new(scenario, args.rate, args.duration, report_dir, args.replication.as_deref()) {
-        Ok(o) => o,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::USAGE;
-        }
-    };
-    let lifeboat_bin = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot locate the running lifeboat executable: {e}");
-            return exit::INTERNAL;
-        }
-    };
-    let env = DrillEnv { state_dir: state_dir.to_path_buf(), lifeboat_bin, lifeboat_global_args: global_args };
-    match runtime.block_on(run(&options, &env)) {
-        Ok(outcome) => {
-            print!("{}", outcome.report.summary());
-            println!("report: {}", outcome.report_html.display());
-            println!("        {}", outcome.report_json.display());
-            outcome.exit_code()
-        }
-        Err(e) => report_error(&e),
+    let options = DrillOptions::new(scenario, args.rate, args.duration, report_dir, args.replication.as_deref())
+        .map_err(CliError::usage)?;
+    let lifeboat_bin = std::env::current_exe()
+        .map_err(|e| CliError::from_error(exit::INTERNAL, "cannot locate the running lifeboat executable", &e))?;
+    let mut global_args: Vec<OsString> = Vec::new();
+    if let Some(path) = ctx.config_path() {
+        // Absolute: the inside client runs in another namespace but the same file system; the switchover
+        // runs from the same working directory, but an absolute path is unambiguous for both.
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        global_args.push("--config".into());
+        global_args.push(absolute.into_os_string());
+    }
+    let env = DrillEnv { state_dir, lifeboat_bin, lifeboat_global_args: global_args };
+    let outcome = runtime.block_on(drill(&options, &env)).map_err(|e| CliError::new(e.exit_code(), e.to_string()))?;
+    if ctx.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.report).unwrap_or_default());
+    } else {
+        print!("{}", outcome.report.summary());
+        println!("report: {}", outcome.report_html.display());
+        println!("        {}", outcome.report_json.display());
+    }
+    match outcome.exit_code() {
+        exit::OK => Ok(()),
+        code => Err(CliError::new(
+            code,
+            format!(
+                "drill verdict FAIL: lost {}, duplicates {}, accepted after the fence {}, lines mismatched {} (see {})",
+                outcome.report.lost,
+                outcome.report.duplicates,
+                outcome.report.writes_accepted_after_fence,
+                outcome.report.lines_mismatched,
+                outcome.report_html.display()
+            ),
+        )),
     }
 }
 
-fn report_error(e: &DrillError) -> i32 {
-    eprintln!("error: {e}");
-    e.exit_code()
-}
-
-async fn inside_client(args: &DrillArgs, url: &str) -> i32 {
+async fn inside_client(args: &Args, url: &str) -> Result<(), CliError> {
     let (Some(prefix), Some(region), Some(ledger)) = (&args.client_key_prefix, &args.client_region, &args.client_ledger)
     else {
-        eprintln!("error: --inside-client needs --client-key-prefix, --client-region and --client-ledger");
-        return exit::USAGE;
+        return Err(CliError::usage("--inside-client needs --client-key-prefix, --client-region and --client-ledger"));
     };
     let rate = args.rate.unwrap_or(10.0);
     let duration = args.duration.unwrap_or(10.0);
-    match run_inside_client(url, rate, duration, prefix, region, ledger).await {
-        Ok(_) => exit::OK,
-        Err(e) => report_error(&e),
-    }
+    run_inside_client(url, rate, duration, prefix, region, ledger)
+        .await
+        .map(|_| ())
+        .map_err(|e| CliError::new(e.exit_code(), e.to_string()))
 }

@@ -1,5 +1,6 @@
 //! One module per command. [`run`] dispatches.
 
+pub mod drill;
 pub mod init;
 pub mod stacks;
 pub mod local;
@@ -19,5 +20,6 @@ pub fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Destroy(args) => stacks::destroy::run(args, ctx),
         Command::Status(args) => stacks::status::run(args, ctx),
         Command::Local(args) => local::run(args, ctx),
+        Command::Drill(args) => drill::run(args, ctx),
     }
 }
