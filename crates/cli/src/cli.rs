@@ -77,6 +77,24 @@ pub enum Command {
     /// Each stack's state, last update, drift status and outputs.
     #[command(after_help = commands::stacks::status::AFTER_HELP)]
     Status(commands::stacks::status::Args),
+    /// Print the steps a DR runbook would take, in order, without acting.
+    #[command(after_help = commands::dr::plan::AFTER_HELP)]
+    Plan(commands::dr::plan::Args),
+    /// Planned move of the active role to the other region, with no data loss.
+    #[command(after_help = commands::dr::runbooks::SWITCHOVER_AFTER_HELP)]
+    Switchover(commands::dr::runbooks::SwitchoverArgs),
+    /// Unplanned move to the surviving region when the active one is lost (needs --allow-data-loss).
+    #[command(after_help = commands::dr::runbooks::FAILOVER_AFTER_HELP)]
+    Failover(commands::dr::runbooks::FailoverArgs),
+    /// Back to the configured primary region: re-protect it if needed, then switch over.
+    #[command(after_help = commands::dr::runbooks::FAILBACK_AFTER_HELP)]
+    Failback(commands::dr::runbooks::FailbackArgs),
+    /// List the DR runs in the journal.
+    #[command(after_help = commands::dr::runs::RUNS_AFTER_HELP)]
+    Runs(commands::dr::runs::RunsArgs),
+    /// Continue an interrupted or failed DR run from its journal.
+    #[command(after_help = commands::dr::runs::RESUME_AFTER_HELP)]
+    Resume(commands::dr::runs::ResumeArgs),
     /// The local two-region runtime: `local up | down | status`.
     #[command(after_help = commands::local::AFTER_HELP)]
     Local(commands::local::Args),

@@ -367,7 +367,7 @@ impl Plan {
     pub fn render_text(&self) -> String {
         use std::fmt::Write as _;
         let mut out = format!(
-            "{} {} → {} ({:?} mode)\n",
+            "{} {} → {} ({} mode)\n",
             self.kind, self.from, self.to, self.mode
         );
         let mut n = 0;

@@ -208,7 +208,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "run {}  backend {}  mode {:?}  epoch {}",
+            "run {}  backend {}  mode {}  epoch {}",
             self.run_id,
             self.backend,
             self.mode,

@@ -1,6 +1,7 @@
 //! One module per command. [`run`] dispatches.
 
 pub mod drill;
+pub mod dr;
 pub mod init;
 pub mod stacks;
 pub mod local;
@@ -20,6 +21,12 @@ pub fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Destroy(args) => stacks::destroy::run(args, ctx),
         Command::Status(args) => stacks::status::run(args, ctx),
         Command::Local(args) => local::run(args, ctx),
+        Command::Plan(args) => dr::plan::run(args, ctx),
+        Command::Switchover(args) => dr::runbooks::switchover(args, ctx),
+        Command::Failover(args) => dr::runbooks::failover(args, ctx),
+        Command::Failback(args) => dr::runbooks::failback(args, ctx),
+        Command::Runs(args) => dr::runs::runs(args, ctx),
+        Command::Resume(args) => dr::runs::resume(args, ctx),
         Command::Drill(args) => drill::run(args, ctx),
     }
 }
