@@ -218,8 +218,9 @@ pub fn build(config: &Config, role: Role) -> Stack {
             logging_config: Some(Expr::json(
                 json!({ "LogGroup": r("DrAutomationLogGroup"), "LogFormat": "JSON" }),
             )),
-            // One run at a time per region; the journal lock serializes across regions.
-            reserved_concurrent_executions: Some(1.into()),
+            // No reserved concurrency: it would eat into small accounts' unreserved pool; the journal lock
+            // already lets only one run act at a time, across both regions.
+            reserved_concurrent_executions: None,
         },
     );
 

@@ -988,3 +988,17 @@ fn an_invalid_config_is_rejected_before_synthesis() {
     let err = synthesize(&config).unwrap_err();
     assert!(err.to_string().contains("network.az_count"), "{err}");
 }
+
+#[test]
+fn health_alarms_never_fire_on_absent_metrics_outside_us_east_1() {
+    let alarm = |config: &Config| {
+        json_of(&synthesize(config).unwrap(), "monitoring-primary")["Resources"]["PrimaryHealthAlarm"]["Properties"]["TreatMissingData"].clone()
+    };
+    assert_eq!(alarm(&Config::default()), "breaching");
+    let eu = Config::from_toml_str(
+        "[regions]\nprimary = \"eu-west-1\"\nstandby = \"eu-central-1\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(alarm(&eu), "missing");
+}
