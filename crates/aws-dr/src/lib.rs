@@ -78,15 +78,15 @@ impl AwsEnvironment {
         for region in clients.regions.values() {
             journal = journal.with_epoch_floor(region.ssm.clone(), topology.ssm_epoch());
         }
-        let report_region = clients
-            .regions
-            .get(&topology.primary_region)
-            .map(|c| (c.s3.clone(), c.region.clone()))
-            .unwrap_or((coordination.s3.clone(), coordination.region.clone()));
+        let reports_bucket = topology
+            .reports_bucket
+            .clone()
+            .or_else(|| topology.assets_buckets.get(&coordination.region).cloned())
+            .unwrap_or_else(|| format!("{}-assets-{}", topology.prefix, coordination.region));
         let reports = S3ReportSink::new(
-            report_region.0,
-            report_region.1,
-            &topology.reports_bucket,
+            coordination.s3.clone(),
+            &coordination.region,
+            reports_bucket,
             &topology.reports_prefix,
         );
         let coordination_region = coordination.region.clone();

@@ -307,11 +307,15 @@ pub async fn alarms_firing(
         names.extend(
             out.metric_alarms()
                 .iter()
+                // Checked here too: not every endpoint combines the state filter with the name prefix.
+                .filter(|a| a.state_value() == Some(&StateValue::Alarm))
                 .filter_map(|a| a.alarm_name().map(str::to_owned)),
         );
         names.extend(
             out.composite_alarms()
                 .iter()
+                // Checked here too: not every endpoint combines the state filter with the name prefix.
+                .filter(|a| a.state_value() == Some(&StateValue::Alarm))
                 .filter_map(|a| a.alarm_name().map(str::to_owned)),
         );
         token = out.next_token().map(str::to_owned);

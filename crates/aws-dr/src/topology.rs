@@ -41,8 +41,9 @@ pub struct Topology {
     pub health_check_ids: BTreeMap<String, String>,
     /// Path of the storefront's deep health endpoint (database, sessions, assets).
     pub deep_health_path: String,
-    /// Where run reports go: a bucket (default: the primary region's assets bucket) and key prefix.
-    pub reports_bucket: String,
+    /// Where run reports go: a bucket (`None`: the assets bucket of the region the run is coordinated
+    /// from, which survives the loss of the other) and a key prefix.
+    pub reports_bucket: Option<String>,
     pub reports_prefix: String,
     pub bounds: Bounds,
 }
@@ -120,7 +121,7 @@ impl Topology {
             hosted_zone_id: None,
             health_check_ids: BTreeMap::new(),
             deep_health_path: "/health/deep".into(),
-            reports_bucket: names.assets_bucket(&config.regions.primary),
+            reports_bucket: None,
             reports_prefix: "dr-reports/".into(),
             bounds,
         }
