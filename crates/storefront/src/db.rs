@@ -203,12 +203,21 @@ pub async fn get_product(pool: &MySqlPool, id: u64) -> Result<Option<ProductRow>
         .await
 }
 
-pub async fn product_exists(pool: &MySqlPool, id: u64) -> Result<bool, sqlx::Error> {
-    let found: Option<u64> = sqlx::query_scalar("SELECT id FROM products WHERE id = ?")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(found.is_some())
+/// For a cart change, in one round trip: whether the product exists, and the order the cart became, if any.
+pub async fn product_and_cart_order(
+    pool: &MySqlPool,
+    product_id: u64,
+    cart_id: &str,
+) -> Result<(bool, Option<String>), sqlx::Error> {
+    let (exists, order_id): (i64, Option<String>) = sqlx::query_as(
+        "SELECT CAST(EXISTS(SELECT 1 FROM products WHERE id = ?) AS SIGNED), \
+         (SELECT id FROM orders WHERE cart_id = ?)",
+    )
+    .bind(product_id)
+    .bind(cart_id)
+    .fetch_one(pool)
+    .await?;
+    Ok((exists != 0, order_id))
 }
 
 /// Timestamps are stored with microsecond precision; the order answered at creation must equal the one read back.
@@ -286,28 +295,6 @@ pub async fn find_orders_by_key_or_cart(
     .bind(cart_id)
     .fetch_all(conn)
     .await
-}
-
-/// The order (id, cart id) written under an idempotency key, if any.
-pub async fn find_order_by_key(
-    conn: &mut MySqlConnection,
-    key: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, cart_id FROM orders WHERE idempotency_key = ?")
-        .bind(key)
-        .fetch_optional(conn)
-        .await
-}
-
-/// The order id written for a cart, if any.
-pub async fn find_order_by_cart(
-    conn: &mut MySqlConnection,
-    cart_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM orders WHERE cart_id = ?")
-        .bind(cart_id)
-        .fetch_optional(conn)
-        .await
 }
 
 /// What `SHOW SLAVE STATUS` says, when this database is a replica and we may read it.

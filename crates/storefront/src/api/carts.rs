@@ -62,7 +62,9 @@ pub async fn add_item(
         ));
     }
     let quantity = body.quantity as u32;
-    if !db::product_exists(&app.pool, body.product_id).await? {
+    let (product_exists, order_id) =
+        db::product_and_cart_order(&app.pool, body.product_id, &id).await?;
+    if !product_exists {
         return Err(ApiError::unprocessable(
             "unknown_product",
             format!("there is no product {}", body.product_id),
@@ -70,17 +72,12 @@ pub async fn add_item(
     }
     let permit = app.gate.permit().await?;
     let context = |e: ApiError| e.with_write_context(&permit.region, Some(permit.epoch));
-    let mut conn = app.pool.acquire().await.map_err(|e| context(e.into()))?;
-    if let Some(order_id) = db::find_order_by_cart(&mut conn, &id)
-        .await
-        .map_err(|e| context(e.into()))?
-    {
+    if let Some(order_id) = order_id {
         return Err(context(ApiError::conflict(
             "cart_already_ordered",
             format!("cart {id} was checked out as order {order_id}; start a new cart"),
         )));
     }
-    drop(conn);
     let cart = app
         .sessions
         .add_item(&permit, &id, body.product_id, quantity)
