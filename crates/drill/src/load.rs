@@ -238,8 +238,17 @@ enum Next {
     GiveUp,
 }
 
+/// Exponential backoff with full jitter, 100 ms doubling up to 1 s: while a region is down, a few hundred
+/// checkouts in flight must not turn into a retry storm that buries the region taking over. New checkouts
+/// keep arriving at the offered rate meanwhile, so the first success after a recovery is not delayed by it.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = (100u64 << attempt.saturating_sub(1).min(4)).min(1000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling / 2 + 1)) as u64;
+    Duration::from_millis(ceiling / 2 + jitter)
+}
+
 fn classify(error: &ClientError, attempt: u32) -> Next {
-    let backoff = Duration::from_millis((25u64 << attempt.min(4)).min(400));
+    let backoff = backoff(attempt);
     match error.code() {
         // The cart is gone (a failover to a database that never got it): start a new cart, same key.
         Some("unknown_cart" | "cart_not_found") => Next::Retry {
@@ -377,6 +386,18 @@ async fn checkout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_second_with_jitter() {
+        for attempt in 1..20 {
+            let ceiling = (100u64 << (attempt - 1).min(4)).min(1000);
+            let b = backoff(attempt).as_millis() as u64;
+            assert!(
+                (ceiling / 2..=ceiling).contains(&b),
+                "attempt {attempt}: {b} ms"
+            );
+        }
+    }
 
     #[test]
     fn lines_vary_but_are_deterministic_and_never_repeat_a_product() {
