@@ -542,7 +542,11 @@ impl LocalBackend {
                         "replication error: {} {}",
                         r.last_io_error, r.last_sql_error
                     ));
-                    alarms.push("replication-broken".to_owned());
+                    // A replica that cannot reach a dead primary is expected in a failover; an error
+                    // applying events or a refused binlog position (diverged history) is not.
+                    if !r.last_sql_error.is_empty() || r.last_io_error.contains("1236") {
+                        alarms.push("replication-broken".to_owned());
+                    }
                 }
                 (
                     DatabaseReadiness {

@@ -152,17 +152,27 @@ pub fn create_region(net: &NetworkInfo, link: &RegionLink) -> Result<()> {
 /// Removes a region's namespace (which removes its veth pair too). Nothing to remove is a success.
 pub fn delete_region(link: &RegionLink) -> Result<()> {
     if namespace_exists(&link.namespace) {
-        ip(&["netns", "del", &link.namespace])?;
+        ip(&["netns", "del", &link.namespace]).or_else(already_gone)?;
     }
+    // Deleting the namespace removes the pair, asynchronously: the link may vanish under us.
     if link_exists(&link.host_veth) {
-        ip(&["link", "del", &link.host_veth])?;
+        ip(&["link", "del", &link.host_veth]).or_else(already_gone)?;
     }
     Ok(())
 }
 
+fn already_gone(e: LocalError) -> Result<String> {
+    let text = e.to_string();
+    if text.contains("Cannot find device") || text.contains("No such file") {
+        Ok(String::new())
+    } else {
+        Err(e)
+    }
+}
+
 pub fn delete_bridge(bridge: &str) -> Result<()> {
     if link_exists(bridge) {
-        ip(&["link", "del", bridge])?;
+        ip(&["link", "del", bridge]).or_else(already_gone)?;
     }
     Ok(())
 }

@@ -128,10 +128,15 @@ pub fn resolve_storefront_bin(settings: &LocalSettings) -> Result<PathBuf> {
     }
 }
 
-/// The `lifeboat` executable the supervisor runs as: `LIFEBOAT_BIN`, else the running executable.
-pub fn resolve_lifeboat_bin() -> Result<PathBuf> {
-    let path = match std::env::var_os("LIFEBOAT_BIN") {
-        Some(p) => PathBuf::from(p),
+/// The `lifeboat` executable the supervisor runs as: the setting, `LIFEBOAT_BIN`, else the running
+/// executable.
+pub fn resolve_lifeboat_bin(settings: &LocalSettings) -> Result<PathBuf> {
+    let configured = settings
+        .lifeboat_bin
+        .clone()
+        .or_else(|| std::env::var_os("LIFEBOAT_BIN").map(PathBuf::from));
+    let path = match configured {
+        Some(p) => p,
         None => std::env::current_exe().map_err(|e| {
             LocalError::Unavailable(format!(
                 "cannot locate the running lifeboat executable: {e}"
@@ -601,7 +606,7 @@ impl Runtime {
             Err(e) => return Err(e),
         }
         let storefront_bin = resolve_storefront_bin(settings)?;
-        let lifeboat_bin = resolve_lifeboat_bin()?;
+        let lifeboat_bin = resolve_lifeboat_bin(settings)?;
         // A fresh start: old data, logs and runs go (a `down` keeps them for inspection until now).
         for dir in [
             layout.root().join("regions"),
@@ -792,18 +797,35 @@ impl Runtime {
             self.start_front_door(&active)?;
             outcome.restarted.push("front door (haproxy)".into());
         }
+        // A passive region that is down (a crashed old primary, a region a drill killed) comes back as it
+        // would after a reboot: database read-only with no role, storefront restarted by the supervisor.
+        // Making it a replica again is the orchestrator's (`lifeboat failback` re-protects it). The
+        // active region is never touched: a dead active database is a fault for the orchestrator.
+        let active = self.active_region().await.ok();
         for region in &self.info.regions {
-            if self.database_pid(&region.name).is_none() {
+            let down = self.database_pid(&region.name).is_none()
+                || self.layout.outage_marker(&region.name).exists();
+            if !down {
+                continue;
+            }
+            if active.as_deref() == Some(region.name.as_str()) || active.is_none() {
                 outcome.notes.push(format!(
-                    "the database of {} is not running: that is a fault for the orchestrator (`lifeboat failback \
-                     --target local` restarts and re-protects it), so `up` leaves it",
+                    "the database of the active region {} is not running: that is a fault for the orchestrator \
+                     (`lifeboat failover --target local`), so `up` leaves it",
                     region.name
                 ));
-            }
-            if self.layout.outage_marker(&region.name).exists() {
-                outcome
-                    .notes
-                    .push(format!("{} is marked out (a drill killed it)", region.name));
+            } else {
+                self.restore_region(&region.name).await?;
+                wait_http_ok(
+                    &format!("{}/health", self.storefront_url(&region.name)?),
+                    &format!("the storefront of {}", region.name),
+                    Duration::from_secs(30),
+                )
+                .await?;
+                outcome.restarted.push(format!(
+                    "region {} (database read-only; `lifeboat failback --target local` makes it a replica again)",
+                    region.name
+                ));
             }
         }
         outcome.already_up = outcome.restarted.is_empty();

@@ -70,6 +70,10 @@ pub struct LocalSettings {
     /// The storefront binary; `None`: next to the running executable, or `LIFEBOAT_STOREFRONT_BIN`.
     #[serde(default)]
     pub storefront_bin: Option<PathBuf>,
+    /// The `lifeboat` executable the supervisor runs as; `None`: `LIFEBOAT_BIN`, else the running
+    /// executable.
+    #[serde(default)]
+    pub lifeboat_bin: Option<PathBuf>,
 }
 
 impl LocalSettings {
@@ -88,6 +92,7 @@ impl LocalSettings {
             automatic_failover: false,
             dr: serde_json::Value::Null,
             storefront_bin: None,
+            lifeboat_bin: None,
         }
     }
 
@@ -191,6 +196,7 @@ impl LocalSettings {
             automatic_failover: config.dr.allow_data_loss,
             dr: serde_json::to_value(dr).unwrap_or_default(),
             storefront_bin: None,
+            lifeboat_bin: None,
         }
     }
 }

@@ -86,7 +86,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             if up.no_automatic_failover {
                 settings.automatic_failover = false;
             }
-            eprintln!("starting the local runtime in {}/local ...", settings.state_dir.display());
+            eprintln!(
+                "starting the local runtime in {}/local ...",
+                settings.state_dir.display()
+            );
             let (runtime, outcome) = rt.block_on(Runtime::up(&settings)).map_err(local_error)?;
             let status = rt.block_on(runtime.status());
             if ctx.json {
@@ -94,11 +97,18 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
                 println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             } else {
                 if outcome.already_up {
-                    println!("{}", ctx.style.ok("the local runtime is already up; nothing to do"));
+                    println!(
+                        "{}",
+                        ctx.style
+                            .ok("the local runtime is already up; nothing to do")
+                    );
                 } else if outcome.restarted.is_empty() {
                     println!("{}", ctx.style.ok("the local runtime is up"));
                 } else {
-                    println!("the local runtime was up; restarted: {}", outcome.restarted.join(", "));
+                    println!(
+                        "the local runtime was up; restarted: {}",
+                        outcome.restarted.join(", ")
+                    );
                 }
                 for note in &outcome.notes {
                     println!("note: {note}");
@@ -108,11 +118,19 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             Ok(())
         }
         LocalCommand::Down => {
-            let report = rt.block_on(Runtime::down(&settings.state_dir)).map_err(local_error)?;
+            let report = rt
+                .block_on(Runtime::down(&settings.state_dir))
+                .map_err(local_error)?;
             if ctx.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else if !report.was_up {
-                println!("the local runtime is not up in {}/local; nothing to stop", settings.state_dir.display());
+                println!(
+                    "the local runtime is not up in {}/local; nothing to stop",
+                    settings.state_dir.display()
+                );
             } else {
                 println!(
                     "the local runtime is down: stopped {} processes, removed namespaces {} and links {}",
@@ -127,13 +145,19 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             let runtime = Runtime::open_up(&settings.state_dir).map_err(local_error)?;
             let status = rt.block_on(runtime.status());
             if ctx.json {
-                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
             } else {
                 print!("{}", status.render_text());
             }
             Ok(())
         }
-        LocalCommand::Supervise { .. } => Err(CliError::new(exit::INTERNAL, "unreachable: supervise handled above")),
+        LocalCommand::Supervise { .. } => Err(CliError::new(
+            exit::INTERNAL,
+            "unreachable: supervise handled above",
+        )),
     }
 }
 
@@ -146,5 +170,6 @@ fn supervise(runtime_dir: &std::path::Path) -> Result<(), CliError> {
         .with_ansi(false)
         .init();
     let rt = tokio_runtime()?;
-    rt.block_on(lifeboat_local::supervisor::supervise(runtime_dir)).map_err(local_error)
+    rt.block_on(lifeboat_local::supervisor::supervise(runtime_dir))
+        .map_err(local_error)
 }
