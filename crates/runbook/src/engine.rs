@@ -188,6 +188,16 @@ impl<'a> Engine<'a> {
 
     /// Starts a new run.
     pub async fn start(&self, request: &RunRequest) -> Result<RunResult, EngineError> {
+        self.start_bounded(request, self.options.run_timeout).await
+    }
+
+    /// Starts a new run whose stages must finish within `run_timeout` (else the run ends `failed`,
+    /// resumable), overriding [`EngineOptions::run_timeout`].
+    pub async fn start_bounded(
+        &self,
+        request: &RunRequest,
+        run_timeout: Option<Duration>,
+    ) -> Result<RunResult, EngineError> {
         Self::validate(request)?;
         let plan = Plan::build(request.kind, &request.from, &request.to, &request.settings);
         let run_id = RunId::new(time::OffsetDateTime::now_utc());
@@ -234,6 +244,7 @@ impl<'a> Engine<'a> {
                 }
             })?,
             lease,
+            run_timeout,
         )
         .await
     }
@@ -283,7 +294,8 @@ impl<'a> Engine<'a> {
             epoch: Mutex::new(state.epoch),
             before_recorded: Mutex::new(state.readiness_before.is_some()),
         };
-        self.execute(&plan, &exec, &state, lease).await
+        self.execute(&plan, &exec, &state, lease, self.options.run_timeout)
+            .await
     }
 
     /// The lock for a resumed run. A lease still held by an earlier process of the same run (one that was
@@ -318,10 +330,11 @@ impl<'a> Engine<'a> {
         exec: &Execution,
         state: &RunState,
         lease: LockLease,
+        run_timeout: Option<Duration>,
     ) -> Result<RunResult, EngineError> {
         let stages = self.run_stages(plan, exec, state);
         let bounded = async {
-            match self.options.run_timeout {
+            match run_timeout {
                 Some(limit) => match tokio::time::timeout(limit, stages).await {
                     Ok(result) => result,
                     Err(_) => Ok((

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::RunKind;
+use crate::engine::{Engine, EngineError, RunRequest, RunResult};
+use crate::model::{RunKind, RunOutcome};
 use crate::readiness::{Readiness, assess};
 use crate::settings::DrSettings;
 
@@ -231,4 +232,107 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
             input.active_region
         ),
     }
+}
+
+/// What carrying out an [`Decision::Act`] did.
+#[derive(Debug)]
+pub struct AutomationOutcome {
+    /// The bounded switchover attempt (`None` when another run held the lock).
+    pub switchover: Option<RunResult>,
+    /// The failover, when the switchover did not succeed and escalation was allowed.
+    pub failover: Option<RunResult>,
+    /// Whether the environment now runs on the standby.
+    pub recovered: bool,
+    /// Whether an operator must decide (the automation stopped short): say so in the notification.
+    pub needs_operator: bool,
+    /// One line for the notification and the log.
+    pub summary: String,
+}
+
+/// Carries out an [`Decision::Act`]: a switchover bounded by its timeout; if it does not succeed and the
+/// decision allows escalation, a failover (data loss accepted by `dr.allow_data_loss`). Returns `None` for
+/// any other decision. A run already holding the lock is not an error: an operator is told.
+pub async fn carry_out(
+    engine: &Engine<'_>,
+    decision: &Decision,
+    settings: &DrSettings,
+) -> Result<Option<AutomationOutcome>, EngineError> {
+    let Decision::Act {
+        from,
+        to,
+        switchover_timeout,
+        escalate_to_failover,
+        ..
+    } = decision
+    else {
+        return Ok(None);
+    };
+    let request = |kind| RunRequest {
+        kind,
+        from: from.clone(),
+        to: to.clone(),
+        settings: settings.clone(),
+        allow_data_loss: kind == RunKind::Failover && *escalate_to_failover,
+    };
+    let switchover = match engine
+        .start_bounded(&request(RunKind::Switchover), Some(*switchover_timeout))
+        .await
+    {
+        Ok(result) => result,
+        Err(EngineError::Locked(e)) => {
+            return Ok(Some(AutomationOutcome {
+                switchover: None,
+                failover: None,
+                recovered: false,
+                needs_operator: true,
+                summary: format!("not started: {e}"),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    if switchover.outcome() == RunOutcome::Succeeded {
+        let summary = format!(
+            "switchover {} → {to} succeeded (run {})",
+            from, switchover.report.run_id
+        );
+        return Ok(Some(AutomationOutcome {
+            switchover: Some(switchover),
+            failover: None,
+            recovered: true,
+            needs_operator: false,
+            summary,
+        }));
+    }
+    let why = format!(
+        "switchover run {} {}: {}",
+        switchover.report.run_id,
+        switchover.outcome(),
+        switchover.report.message
+    );
+    if !*escalate_to_failover {
+        return Ok(Some(AutomationOutcome {
+            switchover: Some(switchover),
+            failover: None,
+            recovered: false,
+            needs_operator: true,
+            summary: format!(
+                "{why}; not escalating to a failover because dr.allow_data_loss is false: an operator decides \
+                 (lifeboat failover --to {to} --allow-data-loss)"
+            ),
+        }));
+    }
+    let failover = engine.start(&request(RunKind::Failover)).await?;
+    let recovered = failover.outcome() == RunOutcome::Succeeded;
+    let summary = format!(
+        "{why}; escalated to failover run {}: {}",
+        failover.report.run_id,
+        failover.outcome()
+    );
+    Ok(Some(AutomationOutcome {
+        switchover: Some(switchover),
+        failover: Some(failover),
+        recovered,
+        needs_operator: !recovered,
+        summary,
+    }))
 }

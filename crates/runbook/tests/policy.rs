@@ -212,3 +212,161 @@ fn cloudwatch_timestamps_parse_in_both_forms() {
     assert_eq!(a, b);
     assert!(parse_alarm_timestamp("yesterday").is_err());
 }
+
+mod carrying_out {
+    use lifeboat_runbook::memory::{MemoryJournal, MemoryReportSink};
+    use lifeboat_runbook::policy::carry_out;
+    use lifeboat_runbook::{Engine, MemoryCoordination, RunOutcome};
+
+    use super::*;
+
+    struct Parts {
+        backend: MemoryBackend,
+        journal: MemoryJournal,
+        coordination: MemoryCoordination,
+        reports: MemoryReportSink,
+    }
+
+    fn parts() -> Parts {
+        Parts {
+            backend: MemoryBackend::new("us-east-1", "us-west-2"),
+            journal: MemoryJournal::new(),
+            coordination: MemoryCoordination::new(),
+            reports: MemoryReportSink::new(),
+        }
+    }
+
+    fn act(escalate: bool) -> Decision {
+        Decision::Act {
+            kind: RunKind::Switchover,
+            from: "us-east-1".into(),
+            to: "us-west-2".into(),
+            switchover_timeout: std::time::Duration::from_secs(60),
+            escalate_to_failover: escalate,
+            reason: "test".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_switchover_that_succeeds_is_enough() {
+        let p = parts();
+        let engine = Engine::new(
+            &p.backend,
+            &p.journal,
+            &p.coordination,
+            &p.coordination,
+            &p.reports,
+        );
+        let out = carry_out(&engine, &act(true), &DrSettings::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.recovered && !out.needs_operator, "{}", out.summary);
+        assert!(out.failover.is_none());
+        assert_eq!(p.backend.world().writer, "us-west-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_primary_escalates_to_failover_only_when_allowed() {
+        let p = parts();
+        p.backend.update_world(|w| {
+            w.unreachable.insert("us-east-1".into());
+        });
+        let engine = Engine::new(
+            &p.backend,
+            &p.journal,
+            &p.coordination,
+            &p.coordination,
+            &p.reports,
+        );
+        let out = carry_out(&engine, &act(false), &DrSettings::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!out.recovered && out.needs_operator);
+        assert_eq!(
+            out.switchover.as_ref().unwrap().outcome(),
+            RunOutcome::Refused
+        );
+        assert!(
+            out.summary.contains("dr.allow_data_loss is false"),
+            "{}",
+            out.summary
+        );
+        assert_eq!(
+            p.backend.world().writer,
+            "us-east-1",
+            "nothing was promoted"
+        );
+
+        let allowing = DrSettings {
+            allow_data_loss: true,
+            ..DrSettings::default()
+        };
+        let out = carry_out(&engine, &act(true), &allowing)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.recovered, "{}", out.summary);
+        assert_eq!(
+            out.failover.as_ref().unwrap().outcome(),
+            RunOutcome::Succeeded
+        );
+        assert_eq!(p.backend.world().writer, "us-west-2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_switchover_that_hangs_is_cut_at_its_timeout_and_escalated() {
+        let p = parts();
+        p.backend
+            .hang("promote", 1, std::time::Duration::from_secs(3600));
+        let engine = Engine::new(
+            &p.backend,
+            &p.journal,
+            &p.coordination,
+            &p.coordination,
+            &p.reports,
+        );
+        let allowing = DrSettings {
+            allow_data_loss: true,
+            ..DrSettings::default()
+        };
+        let out = carry_out(&engine, &act(true), &allowing)
+            .await
+            .unwrap()
+            .unwrap();
+        let switchover = out.switchover.as_ref().unwrap();
+        assert_eq!(switchover.outcome(), RunOutcome::Failed);
+        assert!(
+            switchover.report.message.contains("within 60s"),
+            "{}",
+            switchover.report.message
+        );
+        assert!(out.recovered, "{}", out.summary);
+        assert_eq!(
+            out.failover.as_ref().unwrap().report.epoch,
+            Some(2),
+            "the failover acts under a newer epoch"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_decisions_do_nothing() {
+        let p = parts();
+        let engine = Engine::new(
+            &p.backend,
+            &p.journal,
+            &p.coordination,
+            &p.coordination,
+            &p.reports,
+        );
+        let notify = Decision::NotifyOnly { reason: "x".into() };
+        assert!(
+            carry_out(&engine, &notify, &DrSettings::default())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(p.backend.calls().is_empty());
+    }
+}
