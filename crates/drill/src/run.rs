@@ -267,8 +267,8 @@ async fn drive(
     ))
     .map_err(|e| DrillError::Failed(e.to_string()))?;
     let t0 = load.started_ms();
+    // The load keeps running until the recovery has been seen (or given up on), even past the duration asked.
     let planned_end = t0 + (options.duration_s * 1000.0) as i64;
-    load.stop_at(planned_end);
     progress(
         t0,
         &format!(
@@ -532,11 +532,18 @@ async fn drive(
             )
         }
     };
-    // Without a recovery the standby is checked (what a failover would have kept), else whichever answers.
+    // Without a recovery: the region still named active if its database answers (nothing moved), else the
+    // standby (what a failover would have kept).
     let candidates = if recovered.is_some() {
         vec![new_primary.clone()]
     } else {
-        vec![standby.to_owned(), primary.to_owned()]
+        let mut c = vec![new_primary.clone()];
+        c.extend(
+            [standby.to_owned(), primary.to_owned()]
+                .into_iter()
+                .filter(|r| *r != new_primary),
+        );
+        c
     };
     let mut stored = None;
     let mut checked_region = new_primary.clone();
