@@ -18,6 +18,10 @@ pub struct Context {
     pub explicit_config: Option<PathBuf>,
     pub json: bool,
     pub style: Style,
+    /// `--endpoint-url` (or `AWS_ENDPOINT_URL`): a local AWS endpoint instead of AWS.
+    pub endpoint_url: Option<String>,
+    /// `--profile` (or `AWS_PROFILE`).
+    pub profile: Option<String>,
 }
 
 impl Context {
@@ -28,6 +32,8 @@ impl Context {
             explicit_config: global.config.clone(),
             json: global.json,
             style: Style { color },
+            endpoint_url: global.endpoint_url.clone(),
+            profile: global.profile.clone(),
         }
     }
 
