@@ -392,6 +392,31 @@ impl AwsBackend {
         }
     }
 
+    /// Publishes `notification` to the alert topic in `region`; returns the topic ARN and message id.
+    pub async fn notify_operators(
+        &self,
+        region: &str,
+        notification: &Notification,
+    ) -> BackendResult<String> {
+        let clients = self.clients.region(region)?;
+        let arn = self.topic_arn(clients).await?;
+        // SNS subjects are at most 100 characters.
+        let subject: String = notification.subject.chars().take(100).collect();
+        let out = clients
+            .sns
+            .publish()
+            .topic_arn(&arn)
+            .subject(subject)
+            .message(&notification.message)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("publishing to {arn}"), region, e))?;
+        Ok(format!(
+            "published to {arn} (message {})",
+            out.message_id().unwrap_or("?")
+        ))
+    }
+
     async fn prescale_database(&self, ctx: &StepContext) -> BackendResult<String> {
         let to = self.clients.region(&ctx.to)?;
         let target_id = self.cluster_id(&ctx.to)?;
@@ -833,24 +858,14 @@ impl DrBackend for AwsBackend {
         notification: &'a Notification,
     ) -> BoxFuture<'a, BackendResult<StepOutput>> {
         Box::pin(async move {
-            // The surviving region's topic; the losing one may be gone.
-            let to = self.clients.region(&ctx.to)?;
-            let arn = self.topic_arn(to).await?;
-            // SNS subjects are at most 100 characters.
-            let subject: String = notification.subject.chars().take(100).collect();
-            let out = to
-                .sns
-                .publish()
-                .topic_arn(&arn)
-                .subject(subject)
-                .message(format!("{}\n\nrun: {}", notification.message, ctx.run_id))
-                .send()
-                .await
-                .map_err(|e| sdk_error(&format!("publishing to {arn}"), &ctx.to, e))?;
-            Ok(StepOutput::detail(format!(
-                "published to {arn} (message {})",
-                out.message_id().unwrap_or("?")
-            )))
+            // The surviving region's topic; the losing one may be gone. The run id lets readers
+            // de-duplicate a message sent again by a re-run.
+            let message = Notification {
+                subject: notification.subject.clone(),
+                message: format!("{}\n\nrun: {}", notification.message, ctx.run_id),
+            };
+            let detail = self.notify_operators(&ctx.to, &message).await?;
+            Ok(StepOutput::detail(detail))
         })
     }
 

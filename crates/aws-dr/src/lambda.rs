@@ -1,1 +1,427 @@
-//! The DR automation Lambda: EventBridge alarm events → the runbook policy → the engine.
+//! The DR automation Lambda: an EventBridge "CloudWatch Alarm State Change" event → the runbook crate's
+//! policy ([`lifeboat_runbook::policy::decide`]) → the engine on the AWS backend.
+//!
+//! The policy acts only on the active region's health alarm, after it has been in ALARM for
+//! `dr.alarm_min_seconds`, with the standby ready and no run within `dr.cooldown_seconds`. Acting means a
+//! switchover bounded by `dr.switchover_timeout_seconds`; only if that fails and `dr.allow_data_loss` is
+//! set, a failover. When automation may not act, operators get an SNS message saying why.
+
+use std::time::Duration;
+
+use lifeboat_runbook::policy::{AlarmEvent, Decision, PolicyInput, decide};
+use lifeboat_runbook::{
+    DrBackend, DrSettings, Engine, EngineOptions, Notification, Readiness, RunKind, RunOutcome,
+    RunRequest,
+};
+use serde_json::{Value, json};
+
+use crate::AwsEnvironment;
+use crate::topology::Topology;
+
+/// How long one invocation may keep re-evaluating a young alarm before it gives up (the Lambda's own
+/// timeout is the hard bound; the next state change invokes it again).
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// The names of the health alarm of each region (`<prefix>-primary-health`, `<prefix>-standby-health`).
+pub fn health_alarm(topology: &Topology, region: &str) -> String {
+    let role = if region == topology.primary_region {
+        "primary"
+    } else {
+        "standby"
+    };
+    format!("{}-{role}-health", topology.prefix)
+}
+
+/// The policy's decision for one event: the pure part of the handler.
+pub fn decision_for(
+    event: &AlarmEvent,
+    topology: &Topology,
+    settings: &DrSettings,
+    readiness: &Readiness,
+    last_run_started_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> Decision {
+    let active = readiness
+        .active_region()
+        .unwrap_or_else(|| topology.primary_region.clone());
+    let alarms = [health_alarm(topology, &active)];
+    decide(
+        event,
+        &PolicyInput {
+            settings,
+            primary_health_alarms: &alarms,
+            active_region: &active,
+            readiness,
+            last_run_started_at,
+            now,
+        },
+    )
+}
+
+/// When the newest run in the journal started.
+async fn last_run_started(env: &AwsEnvironment) -> Option<time::OffsetDateTime> {
+    use lifeboat_runbook::journal::{Journal, JournalEvent};
+    let ids = env.journal.list().await.ok()?;
+    let last = ids.last()?;
+    match env.journal.read(last).await.ok()?.first()? {
+        JournalEvent::RunStarted { at, .. } => Some(*at),
+        _ => None,
+    }
+}
+
+/// Handles one event end to end; the answer (also logged) says what was decided and done.
+pub async fn handle(env: &AwsEnvironment, settings: &DrSettings, event: &Value) -> Value {
+    let event = match serde_json::from_value::<AlarmEvent>(event.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = format!("not a CloudWatch alarm state change event: {e}");
+            tracing::warn!(%reason, "ignored");
+            return json!({ "decision": "ignore", "reason": reason });
+        }
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let readiness = match env.backend.readiness().await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("readiness could not be observed: {}", e.message);
+                notify(env, &reason).await;
+                return json!({ "decision": "notify-only", "reason": reason });
+            }
+        };
+        let last = last_run_started(env).await;
+        let decision = decision_for(
+            &event,
+            env.backend.topology(),
+            settings,
+            &readiness,
+            last,
+            time::OffsetDateTime::now_utc(),
+        );
+        tracing::info!(alarm = %event.detail.alarm_name, state = %event.detail.state.value, decision = ?decision, "policy decided");
+        match decision {
+            Decision::Wait { recheck_in, reason } => {
+                if started.elapsed() + recheck_in > MAX_WAIT {
+                    return json!({ "decision": "wait", "reason": reason, "gave_up_after_s": started.elapsed().as_secs() });
+                }
+                tokio::time::sleep(recheck_in).await;
+            }
+            Decision::Ignore { reason } => return json!({ "decision": "ignore", "reason": reason }),
+            Decision::NotifyOnly { reason } => {
+                notify(env, &reason).await;
+                return json!({ "decision": "notify-only", "reason": reason });
+            }
+            Decision::Act {
+                kind,
+                from,
+                to,
+                switchover_timeout,
+                escalate_to_failover,
+                reason,
+            } => {
+                return act(
+                    env,
+                    settings,
+                    kind,
+                    &from,
+                    &to,
+                    switchover_timeout,
+                    escalate_to_failover,
+                    &reason,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    env: &AwsEnvironment,
+    settings: &DrSettings,
+    kind: RunKind,
+    from: &str,
+    to: &str,
+    timeout: Duration,
+    escalate: bool,
+    reason: &str,
+) -> Value {
+    let engine = Engine::new(
+        &*env.backend,
+        &*env.journal,
+        &*env.journal,
+        &*env.journal,
+        &*env.reports,
+    )
+    .with_options(EngineOptions {
+        run_timeout: Some(timeout),
+        ..EngineOptions::default()
+    });
+    let request = RunRequest {
+        kind,
+        from: from.into(),
+        to: to.into(),
+        settings: settings.clone(),
+        allow_data_loss: false,
+    };
+    let first = engine.start(&request).await;
+    let first_json = run_json(&first);
+    let succeeded = matches!(&first, Ok(r) if r.outcome() == RunOutcome::Succeeded);
+    if succeeded || !escalate {
+        if !succeeded {
+            notify(env, &format!("automated {kind} from {from} to {to} did not succeed ({first_json}); an operator decides next")).await;
+        }
+        return json!({ "decision": "act", "reason": reason, "run": first_json });
+    }
+    tracing::warn!(%from, %to, "switchover did not succeed; escalating to failover (dr.allow_data_loss is set)");
+    let failover = RunRequest {
+        kind: RunKind::Failover,
+        allow_data_loss: true,
+        ..request
+    };
+    let second = engine.start(&failover).await;
+    json!({ "decision": "act", "reason": reason, "run": first_json, "escalated": run_json(&second) })
+}
+
+fn run_json(
+    result: &Result<lifeboat_runbook::engine::RunResult, lifeboat_runbook::EngineError>,
+) -> Value {
+    match result {
+        Ok(r) => json!({
+            "run_id": r.report.run_id.as_str(),
+            "kind": r.report.kind.as_str(),
+            "outcome": r.outcome().as_str(),
+            "rto_ms": r.report.rto_ms,
+            "report": r.report_location.clone().unwrap_or_else(|e| format!("not stored: {e}")),
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+async fn notify(env: &AwsEnvironment, reason: &str) {
+    let backend = &env.backend;
+    let region = env.coordination_region.clone();
+    let notification = Notification {
+        subject: "lifeboat DR automation: operator decision needed".into(),
+        message: format!("The DR automation did not act on its own: {reason}"),
+    };
+    if let Err(e) = backend.notify_operators(&region, &notification).await {
+        tracing::error!(error = %e.message, "could not notify operators");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_runbook::readiness::{
+        DatabaseReadiness, DatabaseRole, Health, RegionReadiness, RegionRole,
+    };
+
+    const PRIMARY: &str = "us-east-1";
+    const STANDBY: &str = "us-west-2";
+
+    /// An event exactly as EventBridge delivers it (documented shape), for `alarm` entering `state` at `at`.
+    fn event(alarm: &str, state: &str, at: &str) -> AlarmEvent {
+        let text = format!(
+            r#"{{
+  "version": "0",
+  "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+  "detail-type": "CloudWatch Alarm State Change",
+  "source": "aws.cloudwatch",
+  "account": "123456789012",
+  "time": "{at}",
+  "region": "us-east-1",
+  "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"],
+  "detail": {{
+    "alarmName": "{alarm}",
+    "state": {{
+      "value": "{state}",
+      "reason": "Threshold Crossed: 1 out of the last 1 datapoints [0.0 (25/11/26 10:00:00)] was less than the threshold (1.0).",
+      "reasonData": "{{\"version\":\"1.0\",\"queryDate\":\"2026-11-25T10:01:00.000+0000\"}}",
+      "timestamp": "{at}"
+    }},
+    "previousState": {{
+      "value": "OK",
+      "reason": "Threshold Crossed",
+      "timestamp": "2026-11-25T08:00:00.000+0000"
+    }},
+    "configuration": {{
+      "metrics": [{{
+        "id": "m1",
+        "metricStat": {{
+          "metric": {{ "namespace": "AWS/Route53", "name": "HealthCheckStatus", "dimensions": {{ "HealthCheckId": "abc" }} }},
+          "period": 60,
+          "stat": "Minimum"
+        }},
+        "returnData": true
+      }}]
+    }}
+  }}
+}}"#
+        );
+        AlarmEvent::from_json(&text).unwrap()
+    }
+
+    fn region(name: &str, role: RegionRole, db: DatabaseRole, alarms: &[&str]) -> RegionReadiness {
+        RegionReadiness {
+            region: name.into(),
+            reachable: true,
+            role,
+            storefront: Health::Healthy,
+            database: DatabaseReadiness {
+                role: db,
+                replication_lag_ms: (db == DatabaseRole::Replica).then_some(0),
+                replicating: (db == DatabaseRole::Replica).then_some(true),
+            },
+            session_replica: Health::Healthy,
+            asset_replication: Health::Healthy,
+            alarms_firing: alarms.iter().map(|a| (*a).to_owned()).collect(),
+            active_region_parameter: Some(PRIMARY.into()),
+            epoch: Some(1),
+            fence_raised: Some(false),
+            dns_target: Some(PRIMARY.into()),
+            notes: vec![],
+        }
+    }
+
+    fn setup(primary_alarms: &[&str]) -> (Topology, DrSettings, Readiness) {
+        let config = lifeboat_config::Config::default();
+        let topology = Topology::from_config(&config);
+        let settings = crate::topology::settings_from_config(&config);
+        let mut primary = region(
+            PRIMARY,
+            RegionRole::Active,
+            DatabaseRole::Writer,
+            primary_alarms,
+        );
+        primary.storefront = Health::Unhealthy("GET /health/deep failed".into());
+        let readiness = Readiness {
+            observed_at: time::OffsetDateTime::now_utc(),
+            regions: vec![
+                primary,
+                region(STANDBY, RegionRole::Passive, DatabaseRole::Replica, &[]),
+            ],
+        };
+        (topology, settings, readiness)
+    }
+
+    fn at(text: &str) -> time::OffsetDateTime {
+        lifeboat_runbook::policy::parse_alarm_timestamp(text).unwrap()
+    }
+
+    #[test]
+    fn a_long_standing_primary_health_alarm_triggers_a_switchover() {
+        let (topology, settings, readiness) = setup(&["lifeboat-dev-primary-health"]);
+        let e = event(
+            "lifeboat-dev-primary-health",
+            "ALARM",
+            "2026-11-25T10:00:00.000+0000",
+        );
+        let d = decision_for(
+            &e,
+            &topology,
+            &settings,
+            &readiness,
+            None,
+            at("2026-11-25T10:05:00.000+0000"),
+        );
+        match d {
+            Decision::Act {
+                kind,
+                from,
+                to,
+                escalate_to_failover,
+                ..
+            } => {
+                assert_eq!(kind, RunKind::Switchover);
+                assert_eq!((from.as_str(), to.as_str()), (PRIMARY, STANDBY));
+                assert!(
+                    !escalate_to_failover,
+                    "no escalation without dr.allow_data_loss"
+                );
+            }
+            other => panic!("expected act, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_young_alarm_an_ok_event_another_alarm_and_a_recent_run_do_not_act() {
+        let (topology, settings, readiness) = setup(&["lifeboat-dev-primary-health"]);
+        let now = at("2026-11-25T10:05:00.000+0000");
+        let young = event(
+            "lifeboat-dev-primary-health",
+            "ALARM",
+            "2026-11-25T10:04:30.000+0000",
+        );
+        assert!(matches!(
+            decision_for(&young, &topology, &settings, &readiness, None, now),
+            Decision::Wait { .. }
+        ));
+        let ok = event(
+            "lifeboat-dev-primary-health",
+            "OK",
+            "2026-11-25T10:00:00.000+0000",
+        );
+        assert!(matches!(
+            decision_for(&ok, &topology, &settings, &readiness, None, now),
+            Decision::Ignore { .. }
+        ));
+        let other = event(
+            "lifeboat-dev-primary-5xx",
+            "ALARM",
+            "2026-11-25T10:00:00.000+0000",
+        );
+        assert!(matches!(
+            decision_for(&other, &topology, &settings, &readiness, None, now),
+            Decision::Ignore { .. }
+        ));
+        let old = event(
+            "lifeboat-dev-primary-health",
+            "ALARM",
+            "2026-11-25T10:00:00.000+0000",
+        );
+        let recent_run = Some(at("2026-11-25T09:50:00.000+0000"));
+        let d = decision_for(&old, &topology, &settings, &readiness, recent_run, now);
+        assert!(
+            !matches!(d, Decision::Act { .. }),
+            "within the cooldown automation must not act: {d:?}"
+        );
+    }
+
+    #[test]
+    fn an_unready_standby_is_left_to_an_operator() {
+        let (topology, settings, mut readiness) = setup(&["lifeboat-dev-primary-health"]);
+        readiness.regions[1].storefront =
+            Health::Unhealthy("GET https://standby/health/deep answered 503".into());
+        let e = event(
+            "lifeboat-dev-primary-health",
+            "ALARM",
+            "2026-11-25T10:00:00.000+0000",
+        );
+        let d = decision_for(
+            &e,
+            &topology,
+            &settings,
+            &readiness,
+            None,
+            at("2026-11-25T10:05:00.000+0000"),
+        );
+        assert!(
+            matches!(d, Decision::NotifyOnly { .. }),
+            "a standby that does not answer is not ready: {d:?}"
+        );
+    }
+
+    #[test]
+    fn health_alarm_names_follow_the_active_region() {
+        let topology = Topology::from_config(&lifeboat_config::Config::default());
+        assert_eq!(
+            health_alarm(&topology, PRIMARY),
+            "lifeboat-dev-primary-health"
+        );
+        assert_eq!(
+            health_alarm(&topology, STANDBY),
+            "lifeboat-dev-standby-health"
+        );
+    }
+}
