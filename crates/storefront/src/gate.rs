@@ -261,6 +261,7 @@ impl WriteGate {
         epoch: Option<u64>,
     ) -> ApiError {
         self.metrics.gate_refusal(why);
+        tracing::debug!(reason = why.code(), %message, "write refused");
         ApiError::unavailable(why.code(), message, active_region)
             .with_write_context(&self.region, epoch)
     }

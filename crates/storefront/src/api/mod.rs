@@ -74,7 +74,9 @@ pub fn router(state: SharedState) -> Router {
                             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
                         })
-                        .on_failure(DefaultOnFailure::new().level(tracing::Level::ERROR)),
+                        // A 503 refusal is the gate doing its job, not a failure worth an error line;
+                        // internal errors log their detail themselves (ApiError::internal).
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
