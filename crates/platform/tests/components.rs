@@ -1002,3 +1002,13 @@ fn health_alarms_never_fire_on_absent_metrics_outside_us_east_1() {
     .unwrap();
     assert_eq!(alarm(&eu), "missing");
 }
+
+#[test]
+fn templates_fit_in_a_direct_cloudformation_request() {
+    // CloudFormation accepts template bodies up to 51,200 bytes inline; larger ones need an S3 upload.
+    for config in [Config::default(), full_config()] {
+        for (name, body) in synthesize(&config).unwrap().render().unwrap() {
+            assert!(body.len() < 51_200, "{name} is {} bytes", body.len());
+        }
+    }
+}
