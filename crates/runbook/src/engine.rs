@@ -27,6 +27,9 @@ use crate::readiness::{Readiness, Verdict, assess};
 use crate::report::{Report, ReportSink};
 use crate::settings::DrSettings;
 
+/// How long the readiness observation at the end of a run may take.
+const READINESS_AFTER_BOUND: Duration = Duration::from_secs(60);
+
 /// Called with every event right after it was durably journaled (progress lines in the CLI).
 pub type ProgressFn<'a> = &'a (dyn Fn(&JournalEvent) + Send + Sync);
 
@@ -368,8 +371,10 @@ impl<'a> Engine<'a> {
                 return Err(e);
             }
         };
-        if outcome == RunOutcome::Succeeded {
-            self.observe_after(exec).await?;
+        // A refused run changed nothing: what preflight saw is the state.
+        if outcome != RunOutcome::Refused {
+            self.observe_after(exec, outcome == RunOutcome::Succeeded)
+                .await?;
         }
         let end = JournalEvent::RunFinished {
             outcome,
@@ -392,17 +397,24 @@ impl<'a> Engine<'a> {
         })
     }
 
-    async fn observe_after(&self, exec: &Execution) -> Result<(), EngineError> {
-        match self.backend.readiness().await {
-            Ok(readiness) => {
-                // After the move, "ready" means ready to move back: the environment is protected again.
-                let verdict = assess(
-                    RunKind::Switchover,
-                    &readiness,
-                    &exec.to,
-                    &exec.from,
-                    &exec.settings,
-                );
+    /// Journals the readiness after the run. After a successful move "ready" means ready to move back
+    /// (the environment is protected again); after a failed one, whether the same move could be retried.
+    /// Bounded, so a backend that hangs cannot keep the run from ending.
+    async fn observe_after(&self, exec: &Execution, succeeded: bool) -> Result<(), EngineError> {
+        let observed = tokio::time::timeout(READINESS_AFTER_BOUND, self.backend.readiness()).await;
+        match observed {
+            Ok(Ok(readiness)) => {
+                let verdict = if succeeded {
+                    assess(
+                        RunKind::Switchover,
+                        &readiness,
+                        &exec.to,
+                        &exec.from,
+                        &exec.settings,
+                    )
+                } else {
+                    assess(exec.kind, &readiness, &exec.from, &exec.to, &exec.settings)
+                };
                 let event = JournalEvent::ReadinessObserved {
                     phase: "after".into(),
                     readiness,
@@ -410,9 +422,10 @@ impl<'a> Engine<'a> {
                 };
                 self.append(&exec.run_id, &event).await?;
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(run = %exec.run_id, error = %e, "readiness after the run could not be observed")
             }
+            Err(_) => tracing::warn!(run = %exec.run_id, "readiness after the run timed out"),
         }
         Ok(())
     }

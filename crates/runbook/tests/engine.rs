@@ -756,6 +756,12 @@ async fn verify_that_never_succeeds_fails_the_run_with_no_rto() {
         "not-run"
     );
     assert!(result.report.render_text().contains("RTO: not measured"));
+    let after = result
+        .report
+        .readiness_after
+        .as_ref()
+        .expect("a failed run reports readiness after too");
+    assert!(after.readiness.region(EAST).is_some());
     let finished = RunState::from_events(&env.journal.events(&env.only_run().await)).unwrap();
     assert!(matches!(
         finished.finished["verify"].outcome,
