@@ -458,6 +458,7 @@ async fn drive(
     }
     if let Some(output) = &switchover_output
         && !output.status.success()
+        && recovered.is_some()
     {
         notes.push(format!(
             "`lifeboat switchover` exited with {}: {}",

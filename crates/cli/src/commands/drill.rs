@@ -15,7 +15,11 @@ pub struct Args {
     /// What to break: planned (a switchover through the runbooks), db-crash (kill -9 of the primary
     /// database), region-outage (every process of the primary region killed), partition (the primary region
     /// cut off while a client inside it keeps writing).
-    #[arg(long, value_name = "SCENARIO", required_unless_present = "inside_client")]
+    #[arg(
+        long,
+        value_name = "SCENARIO",
+        required_unless_present = "inside_client"
+    )]
     pub scenario: Option<String>,
     /// Checkouts per second offered through the front door (open loop).
     #[arg(long = "load", value_name = "RATE")]
@@ -66,13 +70,29 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     let config = ctx.config()?;
     let state_dir = PathBuf::from(&config.local.state_dir);
     let report_dir = args.report.clone().unwrap_or_else(|| {
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        state_dir.join("local").join("drills").join(format!("{scenario}-{stamp}"))
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        state_dir
+            .join("local")
+            .join("drills")
+            .join(format!("{scenario}-{stamp}"))
     });
-    let options = DrillOptions::new(scenario, args.rate, args.duration, report_dir, args.replication.as_deref())
-        .map_err(CliError::usage)?;
-    let lifeboat_bin = std::env::current_exe()
-        .map_err(|e| CliError::from_error(exit::INTERNAL, "cannot locate the running lifeboat executable", &e))?;
+    let options = DrillOptions::new(
+        scenario,
+        args.rate,
+        args.duration,
+        report_dir,
+        args.replication.as_deref(),
+    )
+    .map_err(CliError::usage)?;
+    let lifeboat_bin = std::env::current_exe().map_err(|e| {
+        CliError::from_error(
+            exit::INTERNAL,
+            "cannot locate the running lifeboat executable",
+            &e,
+        )
+    })?;
     let mut global_args: Vec<OsString> = Vec::new();
     if let Some(path) = ctx.config_path() {
         // Absolute: the inside client runs in another namespace but the same file system; the switchover
@@ -81,10 +101,19 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         global_args.push("--config".into());
         global_args.push(absolute.into_os_string());
     }
-    let env = DrillEnv { state_dir, lifeboat_bin, lifeboat_global_args: global_args };
-    let outcome = runtime.block_on(drill(&options, &env)).map_err(|e| CliError::new(e.exit_code(), e.to_string()))?;
+    let env = DrillEnv {
+        state_dir,
+        lifeboat_bin,
+        lifeboat_global_args: global_args,
+    };
+    let outcome = runtime
+        .block_on(drill(&options, &env))
+        .map_err(|e| CliError::new(e.exit_code(), e.to_string()))?;
     if ctx.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome.report).unwrap_or_default()
+        );
     } else {
         print!("{}", outcome.report.summary());
         println!("report: {}", outcome.report_html.display());
@@ -92,6 +121,10 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     }
     match outcome.exit_code() {
         exit::OK => Ok(()),
+        exit::FAILED => Err(CliError::failed(format!(
+            "the drill did not see the service recover (no acknowledged order was lost; see {})",
+            outcome.report_html.display()
+        ))),
         code => Err(CliError::new(
             code,
             format!(
@@ -107,9 +140,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
 }
 
 async fn inside_client(args: &Args, url: &str) -> Result<(), CliError> {
-    let (Some(prefix), Some(region), Some(ledger)) = (&args.client_key_prefix, &args.client_region, &args.client_ledger)
-    else {
-        return Err(CliError::usage("--inside-client needs --client-key-prefix, --client-region and --client-ledger"));
+    let (Some(prefix), Some(region), Some(ledger)) = (
+        &args.client_key_prefix,
+        &args.client_region,
+        &args.client_ledger,
+    ) else {
+        return Err(CliError::usage(
+            "--inside-client needs --client-key-prefix, --client-region and --client-ledger",
+        ));
     };
     let rate = args.rate.unwrap_or(10.0);
     let duration = args.duration.unwrap_or(10.0);
