@@ -433,9 +433,9 @@ fn journal_table(config: &Config, s: &mut Stack) {
                     replica(&config.regions.primary),
                     replica(&config.regions.standby)
                 ])),
-                sse_specification: Some(Expr::json(
-                    json!({ "SSEEnabled": true, "SSEType": "KMS" }),
-                )),
+                // Encrypted at rest with the DynamoDB-owned key: a customer key would need one key ARN per
+                // replica, and the journal holds no customer data.
+                sse_specification: None,
                 stream_specification: Some(Expr::json(
                     json!({ "StreamViewType": "NEW_AND_OLD_IMAGES" }),
                 )),

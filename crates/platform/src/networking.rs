@@ -392,17 +392,21 @@ fn flow_logs(s: &mut Stack, group_name: &str) {
             description: Some("Lets VPC flow logs write to their log group".into()),
             policies: Some(Expr::json(json!([inline_policy(
                 "write-flow-logs",
-                vec![allow(
-                    &[
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams"
-                    ],
-                    vec![
-                        group_arn.clone(),
-                        lifeboat_cfn::join("", vec![group_arn, ":*".into()])
-                    ]
-                )]
+                vec![
+                    allow(
+                        &[
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams"
+                        ],
+                        vec![
+                            group_arn.clone(),
+                            lifeboat_cfn::join("", vec![group_arn, ":*".into()])
+                        ]
+                    ),
+                    // The delivery service checks that the group exists; listing groups has no resource scoping.
+                    allow(&["logs:DescribeLogGroups"], vec!["*".into()]),
+                ]
             )]))),
             managed_policy_arns: None,
         },
