@@ -550,7 +550,9 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         let cs = self.prepare_change_set(api, request).await?;
         let (cs_id, changes) = match cs {
             Prepared::NoChanges(cs_id) => {
-                let _ = api.delete_change_set(&cs_id).await;
+                if !cs_id.is_empty() {
+                    let _ = api.delete_change_set(&cs_id).await;
+                }
                 let snapshot = api
                     .describe_stack(&entry.name)
                     .await
@@ -623,10 +625,15 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         api: &A,
         request: &ChangeSetRequest,
     ) -> Result<Prepared, String> {
-        let cs_id = api
-            .create_change_set(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let cs_id = match api.create_change_set(request).await {
+            Ok(id) => id,
+            // Some endpoints refuse an unchanged update when the change set is created (moto does). There is
+            // no change set to delete then: an empty id says so.
+            Err(e) if changes::is_no_change_reason(&e.message) => {
+                return Ok(Prepared::NoChanges(String::new()));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let started = Instant::now();
         let mut interval = self.options.poll_initial;
         loop {
@@ -851,7 +858,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             }
             Err(_) => None,
         };
-        if let Some(cs_id) = cs_id {
+        if let Some(cs_id) = cs_id.filter(|id| !id.is_empty()) {
             let _ = api.delete_change_set(&cs_id).await;
         }
         // A CREATE change set leaves an empty stack in REVIEW_IN_PROGRESS behind; remove it so a preview of a
