@@ -62,6 +62,26 @@ pub struct Ack {
     /// How many attempts it took (1 = first try).
     pub attempts: u32,
     pub client: Client,
+    /// The answer returned an order written by an earlier attempt with the same key (an earlier answer was
+    /// lost): its region and epoch are those of that earlier write, not of this answer.
+    #[serde(default)]
+    pub replayed: bool,
+    /// The order's `created_at` (server clock, just before its commit).
+    #[serde(default)]
+    pub written_ms: Option<UnixMs>,
+}
+
+impl Ack {
+    /// When the write this acknowledgement reports was accepted, at the latest: for a fresh write, the
+    /// request had to be sent first, so a request sent after the fence is a write after the fence; for a
+    /// replay, the original write's own time.
+    pub fn accepted_no_earlier_than(&self) -> Option<UnixMs> {
+        if self.replayed {
+            self.written_ms
+        } else {
+            Some(self.last_attempt_ms)
+        }
+    }
 }
 
 /// One attempt that did not end in a 2xx (it may have been retried and acknowledged later).
@@ -180,6 +200,8 @@ mod tests {
             }],
             attempts: 1,
             client: Client::InsideRegion("us-east-1".into()),
+            replayed: false,
+            written_ms: Some(at - 4),
         }
     }
 

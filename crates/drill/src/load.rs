@@ -285,6 +285,13 @@ fn classify(error: &ClientError, attempt: u32) -> Next {
     }
 }
 
+/// The storefront's `created_at` (`2026-11-25T15:02:31.595284Z`) as Unix milliseconds.
+fn parse_server_time(text: &str) -> Option<UnixMs> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 fn reason(error: &ClientError) -> String {
     match error {
         ClientError::Api { status, body, .. } => format!("{} {}", status.as_u16(), body.error),
@@ -343,6 +350,8 @@ async fn checkout(
                     lines,
                     attempts,
                     client: config.client.clone(),
+                    replayed: outcome.replayed,
+                    written_ms: parse_server_time(&outcome.order.created_at),
                 };
                 lock(ledger).acks.push(ack);
                 return;
@@ -386,6 +395,12 @@ async fn checkout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_times_parse_to_milliseconds() {
+        assert_eq!(parse_server_time("1970-01-01T00:00:01.250000Z"), Some(1250));
+        assert_eq!(parse_server_time("yesterday"), None);
+    }
 
     #[test]
     fn backoff_grows_to_a_second_with_jitter() {

@@ -172,6 +172,8 @@ mod tests {
                     lines: vec![],
                     attempts: 1,
                     client: Client::FrontDoor,
+                    replayed: false,
+                    written_ms: None,
                 })
                 .collect(),
             ..Ledger::default()

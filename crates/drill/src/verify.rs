@@ -95,9 +95,11 @@ pub fn check(ledger: &Ledger, stored: &[StoredOrder], fence: Option<Fence>) -> V
             }
         }
         if let Some(fence) = fence
-            && acks
-                .iter()
-                .any(|a| a.epoch < fence.epoch && a.acked_ms > fence.at_ms)
+            && acks.iter().any(|a| {
+                a.epoch < fence.epoch
+                    && a.accepted_no_earlier_than()
+                        .is_some_and(|t| t > fence.at_ms)
+            })
         {
             v.accepted_after_fence.push(key.to_string());
         }
@@ -141,6 +143,8 @@ mod tests {
             lines: vec![line(1, 1), line(2, 2)],
             attempts: 1,
             client: Client::FrontDoor,
+            replayed: false,
+            written_ms: Some(at - 7),
         }
     }
 
@@ -230,6 +234,32 @@ mod tests {
             )
             .passed()
         );
+    }
+
+    #[test]
+    fn a_replay_after_the_fence_of_a_write_from_before_it_is_no_violation() {
+        // The first answer was lost in the cut; the retry after the failover got the stored order back,
+        // with the epoch it was written under.
+        let mut replay = ack("k", "o", 900, 1);
+        replay.replayed = true;
+        replay.written_ms = Some(100);
+        let db = vec![stored("k", "o", vec![line(1, 1), line(2, 2)])];
+        let fence = Some(Fence {
+            epoch: 2,
+            at_ms: 250,
+        });
+        let ledger = Ledger {
+            acks: vec![replay.clone()],
+            ..Ledger::default()
+        };
+        assert!(check(&ledger, &db, fence).passed());
+        // Written after the fence under the old epoch: a violation, replayed or not.
+        replay.written_ms = Some(300);
+        let ledger = Ledger {
+            acks: vec![replay],
+            ..Ledger::default()
+        };
+        assert_eq!(check(&ledger, &db, fence).accepted_after_fence, ["k"]);
     }
 
     #[test]

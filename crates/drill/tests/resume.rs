@@ -12,9 +12,10 @@ use lifeboat_drill::verify;
 use lifeboat_local::events;
 use support::{TestRuntime, text};
 
-/// The switchover's steps, in order (the runbook crate's plan).
-const STEPS: [&str; 10] = [
-    "preflight",
+/// The switchover's steps that act on the runtime, in order (the runbook crate's plan). `preflight` only
+/// reads and writes no event of its own; the boundary after it is the start of `prescale-standby`, which the
+/// first kill (at the end of `prescale-standby`) covers together with its own end.
+const STEPS: [&str; 9] = [
     "prescale-standby",
     "raise-fence",
     "wait-drained",
@@ -70,15 +71,15 @@ fn a_switchover_killed_at_every_step_boundary_is_finished_by_resume() {
             .expect("starting lifeboat switchover");
         // Wait for the boundary: this step's end in the event log.
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let done = runtime
+        let run_id = loop {
+            let finished = runtime
                 .events()
                 .read_since(since)
                 .unwrap()
                 .into_iter()
-                .any(|e| e.kind == events::KIND_STEP_FINISHED && e.step.as_deref() == Some(step));
-            if done {
-                break;
+                .find(|e| e.kind == events::KIND_STEP_FINISHED && e.step.as_deref() == Some(step));
+            if let Some(e) = finished {
+                break e.run_id.expect("step events carry their run id");
             }
             if let Ok(Some(status)) = switchover.try_wait() {
                 panic!("the switchover exited ({status}) before step {step} finished");
@@ -88,11 +89,11 @@ fn a_switchover_killed_at_every_step_boundary_is_finished_by_resume() {
                 "step {step} did not finish within 60 s"
             );
             std::thread::sleep(Duration::from_millis(5));
-        }
+        };
         switchover.kill().expect("kill -9 of lifeboat"); // SIGKILL
         let _ = switchover.wait();
 
-        let resumed = rt.lifeboat(&["resume", "--target", "local", "--yes"]);
+        let resumed = rt.lifeboat(&["resume", "--target", "local", &run_id]);
         assert!(
             resumed.status.success(),
             "resume after a kill at the end of {step} failed:\n{}",
