@@ -100,7 +100,11 @@ impl LocalBackend {
         // The database side: writers still holding the old epoch are refused by the fencing row, and
         // read_only stops everything else.
         let db = self.runtime.db(&ctx.from).map_err(rejected)?;
+        let isolated = self.runtime.is_isolated(&ctx.from).unwrap_or(false);
         let db_fence = async {
+            if isolated {
+                return Err(LocalError::Unavailable(format!("{} is isolated", ctx.from)));
+            }
             let status = db.status().await?;
             if !status.read_only {
                 db.raise_fence_row(epoch).await?;
@@ -197,7 +201,12 @@ impl LocalBackend {
         let epoch = ctx.require_epoch()?;
         let old = self.runtime.db(&ctx.from).map_err(rejected)?;
         let new = self.runtime.db(&ctx.to).map_err(rejected)?;
-        let old_status = if allow_data_loss {
+        // Known to be out of reach on this machine (cut off, or its process gone): do not wait for timeouts.
+        let old_gone = self.runtime.is_isolated(&ctx.from).unwrap_or(false)
+            || self.runtime.database_pid(&ctx.from).is_none();
+        let old_status = if allow_data_loss && old_gone {
+            None
+        } else if allow_data_loss {
             tokio::time::timeout(Duration::from_secs(2), old.status())
                 .await
                 .ok()
@@ -470,6 +479,20 @@ impl LocalBackend {
         control: Option<&crate::control::ControlView>,
     ) -> RegionReadiness {
         let rt = &self.runtime;
+        // On this machine an isolated region is known to be cut off: no need to wait for timeouts.
+        if rt.is_isolated(region).unwrap_or(false) {
+            let mut r = RegionReadiness::unreachable(
+                region,
+                &format!("{region} is isolated (its link is down)"),
+            );
+            r.alarms_firing.push("region-isolated".to_owned());
+            r.role = match control {
+                Some(c) if c.state.active_region == region => RegionRole::Active,
+                Some(_) => RegionRole::Passive,
+                None => RegionRole::Unknown,
+            };
+            return r;
+        }
         let isolated = rt.is_isolated(region).unwrap_or(false);
         let marked_out = rt.layout().outage_marker(region).exists();
         let mut notes = Vec::new();
@@ -486,7 +509,7 @@ impl LocalBackend {
             None => RegionRole::Unknown,
         };
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
+            .timeout(Duration::from_millis(500))
             .build()
             .unwrap_or_default();
         let url = rt.storefront_url(region).unwrap_or_default();
@@ -644,10 +667,14 @@ impl DrBackend for LocalBackend {
     fn readiness(&self) -> BoxFuture<'_, BackendResult<Readiness>> {
         Box::pin(async move {
             let control = self.runtime.control().view().await.ok();
-            let mut regions = Vec::new();
-            for r in self.runtime.regions() {
-                regions.push(self.region_readiness(&r.name, control.as_ref()).await);
-            }
+            // Both regions at once: a cut-off region costs its timeouts only once.
+            let regions = futures::future::join_all(
+                self.runtime
+                    .regions()
+                    .iter()
+                    .map(|r| self.region_readiness(&r.name, control.as_ref())),
+            )
+            .await;
             Ok(Readiness {
                 observed_at: time::OffsetDateTime::now_utc(),
                 regions,

@@ -46,11 +46,14 @@ pub fn render_cfg(layout: &Layout, settings: &LocalSettings, servers: &[Server<'
          backend {BACKEND}\n\
          \x20   option httpchk GET /health/deep?expect=active\n\
          \x20   http-check expect status 200\n\
-         \x20   default-server inter {inter}ms fastinter {inter}ms downinter {inter}ms fall {fall} rise 1\n",
+         \x20   default-server inter {inter}ms fastinter {inter}ms downinter {down}ms fall {fall} rise 1\n",
         sock = layout.haproxy_socket().display(),
         pid = layout.haproxy_pid().display(),
         port = settings.ports().front_door,
         inter = settings.probe_interval_ms,
+        // A server that is down is checked often, so a newly promoted region gets traffic as soon as its
+        // fence is lowered; one that is up at the configured interval, like a Route 53 health check.
+        down = settings.probe_interval_ms.min(100),
         check = settings.probe_interval_ms.clamp(100, 2000),
         fall = settings.failure_threshold,
     );

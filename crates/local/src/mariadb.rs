@@ -27,7 +27,7 @@ pub const REPLICATION_USER: &str = "lifeboat_repl";
 pub const APP_USER: &str = "storefront";
 
 /// How long one administrative operation may take to connect (a cut-off region never answers).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Passwords of the runtime's database users (random per runtime; kept in `runtime.json`, mode 0600).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ pub fn render_cnf(
          innodb-buffer-pool-size=64M\n\
          performance-schema=OFF\n\
          max-connections=400\n\
-         slave-net-timeout=4\n\
+         slave-net-timeout=2\n\
          {semi_sync}",
         port = settings.ports().database,
         sock = layout.mariadb_socket(region).display(),

@@ -114,18 +114,18 @@ impl Watch {
     }
 
     async fn tick(&mut self) {
-        // `up` is still starting things: leave them to it.
-        let phase = Runtime::open(
-            self.runtime
-                .layout()
-                .root()
-                .parent()
-                .unwrap_or(Path::new("/")),
-        )
-        .map(|r| r.info().phase)
-        .unwrap_or(Phase::Starting);
-        if phase != Phase::Up {
-            return;
+        // Settings are read afresh every tick: a drill turns automatic failover on and off in
+        // runtime.json while we run. While `up` is still starting things, leave them to it.
+        let state_dir = self
+            .runtime
+            .layout()
+            .root()
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        match Runtime::open(&state_dir) {
+            Ok(fresh) if fresh.info().phase == Phase::Up => self.runtime = fresh,
+            _ => return,
         }
         self.restart_storefronts();
         let Ok(control) = self.runtime.control().state().await else {
