@@ -95,6 +95,9 @@ pub enum Command {
     /// Continue an interrupted or failed DR run from its journal.
     #[command(after_help = commands::dr::runs::RESUME_AFTER_HELP)]
     Resume(commands::dr::runs::ResumeArgs),
+    /// Build the Lambda zips (storefront, dr-automation) that deploy uploads.
+    #[command(after_help = commands::package::AFTER_HELP)]
+    Package(commands::package::Args),
     /// The local two-region runtime: `local up | down | status`.
     #[command(after_help = commands::local::AFTER_HELP)]
     Local(commands::local::Args),

@@ -5,6 +5,7 @@ pub mod dr;
 pub mod init;
 pub mod stacks;
 pub mod local;
+pub mod package;
 pub mod synth;
 
 use crate::cli::Command;
@@ -28,5 +29,6 @@ pub fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Runs(args) => dr::runs::runs(args, ctx),
         Command::Resume(args) => dr::runs::resume(args, ctx),
         Command::Drill(args) => drill::run(args, ctx),
+        Command::Package(args) => package::run(args, ctx),
     }
 }

@@ -55,8 +55,18 @@ pub fn collect(args: &StackArgs, ctx: &Context) -> Result<(String, Vec<StackStat
 
 pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     let (environment, rows) = collect(&args.common, ctx)?;
+    let dr = dr_readiness(ctx);
     if ctx.json {
-        let doc = serde_json::json!({ "environment": environment, "stacks": rows });
+        let dr_json = match &dr {
+            Ok(section) => serde_json::json!({
+                "from": section.from,
+                "to": section.to,
+                "verdict": section.verdict,
+                "readiness": section.readiness,
+            }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        let doc = serde_json::json!({ "environment": environment, "stacks": rows, "dr": dr_json });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
@@ -92,5 +102,70 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             println!("  {k} = {v}");
         }
     }
+    print_dr_readiness(&dr);
     Ok(())
+}
+
+/// The DR readiness section: both regions observed through the AWS DR backend, and the verdict for a
+/// switchover away from the active region.
+struct DrSection {
+    readiness: lifeboat_runbook::Readiness,
+    verdict: lifeboat_runbook::Verdict,
+    from: String,
+    to: String,
+}
+
+fn dr_readiness(ctx: &Context) -> Result<DrSection, CliError> {
+    use crate::commands::dr::target::{Target, backend_for};
+    let config = ctx.config()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let target = backend_for(Target::Aws, &config, ctx).await?;
+        let readiness = target.backend.readiness().await.map_err(|e| {
+            CliError::unavailable(format!("DR readiness could not be observed: {}", e.message))
+        })?;
+        let from = readiness
+            .active_region()
+            .unwrap_or_else(|| config.regions.primary.clone());
+        let to = target
+            .settings
+            .other_region(&from)
+            .unwrap_or(config.regions.standby.as_str())
+            .to_owned();
+        let verdict = lifeboat_runbook::readiness::assess(
+            lifeboat_runbook::RunKind::Switchover,
+            &readiness,
+            &from,
+            &to,
+            &target.settings,
+        );
+        Ok(DrSection {
+            readiness,
+            verdict,
+            from,
+            to,
+        })
+    })
+}
+
+fn print_dr_readiness(dr: &Result<DrSection, CliError>) {
+    println!();
+    match dr {
+        Ok(section) => {
+            println!(
+                "DR readiness: {} for a switchover from {} to {}",
+                section.verdict.label(),
+                section.from,
+                section.to
+            );
+            for reason in &section.verdict.reasons {
+                println!("  - {reason}");
+            }
+            for warning in &section.verdict.warnings {
+                println!("  ! {warning}");
+            }
+            print!("{}", section.readiness.render_text());
+        }
+        Err(e) => println!("DR readiness: unknown ({e})"),
+    }
 }
