@@ -103,9 +103,25 @@ fn is_live(lease: &LockLease) -> bool {
         return false;
     }
     if lease.owner.host == hostname() && lease.owner.pid != std::process::id() {
-        return Path::new(&format!("/proc/{}", lease.owner.pid)).exists();
+        return process_alive(lease.owner.pid);
     }
     true
+}
+
+/// Whether process `pid` exists on this host and is not a zombie. A process killed with `kill -9` stays
+/// a zombie until its parent reaps it (in containers whose init does not reap, for a long time); it
+/// holds nothing, so it counts as gone.
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // No such process (or no /proc): only the lease expiry decides then.
+        return !Path::new("/proc/self").exists();
+    };
+    // The state is the first field after the command name, which is in parentheses and may contain
+    // spaces or parentheses itself: take what follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | Some("x"))
 }
 
 fn expiry(ttl: Duration) -> time::OffsetDateTime {

@@ -264,3 +264,31 @@ async fn a_whole_run_on_files_leaves_a_journal_a_report_and_a_listing() {
         serde_json::from_str::<JournalEvent>(line).unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_holder_killed_and_left_a_zombie_does_not_block_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordination = FileCoordination::new(dir.path());
+    // A child that exits at once and is not reaped while we look: a zombie with a real pid.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut holder = LockOwner::for_this_process(&RunId::parse("killed").unwrap());
+    holder.pid = child.id();
+    coordination
+        .acquire(&holder, Duration::from_secs(300))
+        .await
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    assert!(
+        status.contains(") Z"),
+        "the child should be a zombie now: {status}"
+    );
+    let other = LockOwner::for_this_process(&RunId::parse("resumer").unwrap());
+    coordination
+        .acquire(&other, Duration::from_secs(30))
+        .await
+        .expect("a zombie holder's lease is taken over");
+    let _ = child.wait();
+}
