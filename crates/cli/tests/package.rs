@@ -18,6 +18,12 @@ fn without_cargo_lambda_it_explains_the_install_and_exits_unavailable() {
         .code(exit::UNAVAILABLE);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(stderr.contains("cargo-lambda is not installed"), "{stderr}");
-    assert!(stderr.contains("pip install cargo-lambda ziglang"), "{stderr}");
-    assert!(std::fs::read_dir(out.path()).unwrap().next().is_none(), "nothing may be written");
+    assert!(
+        stderr.contains("pip install cargo-lambda ziglang"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(out.path()).unwrap().next().is_none(),
+        "nothing may be written"
+    );
 }
