@@ -33,7 +33,12 @@ mod tests {
 
     #[test]
     fn only_the_active_region_writes_and_only_without_fence() {
-        let mut s = ControlState { active_region: "us-east-1".into(), epoch: 3, fence_raised: false, lease_ms: 1000 };
+        let mut s = ControlState {
+            active_region: "us-east-1".into(),
+            epoch: 3,
+            fence_raised: false,
+            lease_ms: 1000,
+        };
         assert!(s.allows_writes_in("us-east-1"));
         assert!(!s.allows_writes_in("us-west-2"));
         s.fence_raised = true;

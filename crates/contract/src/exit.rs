@@ -26,14 +26,42 @@ pub const INTERRUPTED: i32 = 130;
 /// Every exit code with its meaning, in the order the README lists them.
 pub const ALL: &[(i32, &str, &str)] = &[
     (OK, "ok", "everything asked for was done"),
-    (INTERNAL, "internal", "an unexpected error; the message says what"),
-    (USAGE, "usage", "bad input: flag, config key or file; nothing was changed"),
-    (REFUSED, "refused", "a safety check declined (confirmation, --force, --allow-data-loss, readiness); nothing was changed"),
-    (FAILED, "failed", "the operation ran and failed; output (and the run journal) says where"),
+    (
+        INTERNAL,
+        "internal",
+        "an unexpected error; the message says what",
+    ),
+    (
+        USAGE,
+        "usage",
+        "bad input: flag, config key or file; nothing was changed",
+    ),
+    (
+        REFUSED,
+        "refused",
+        "a safety check declined (confirmation, --force, --allow-data-loss, readiness); nothing was changed",
+    ),
+    (
+        FAILED,
+        "failed",
+        "the operation ran and failed; output (and the run journal) says where",
+    ),
     (LOCKED, "locked", "another run holds the environment's lock"),
-    (UNAVAILABLE, "unavailable", "an endpoint or the local runtime is not reachable"),
-    (DRILL_VERDICT_FAILED, "drill-verdict-failed", "a drill finished but lost, duplicated or fenced-out writes were found"),
-    (INTERRUPTED, "interrupted", "stopped by Ctrl-C; a runbook can be resumed"),
+    (
+        UNAVAILABLE,
+        "unavailable",
+        "an endpoint or the local runtime is not reachable",
+    ),
+    (
+        DRILL_VERDICT_FAILED,
+        "drill-verdict-failed",
+        "a drill finished but lost, duplicated or fenced-out writes were found",
+    ),
+    (
+        INTERRUPTED,
+        "interrupted",
+        "stopped by Ctrl-C; a runbook can be resumed",
+    ),
 ];
 
 #[cfg(test)]

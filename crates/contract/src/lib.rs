@@ -9,4 +9,6 @@ pub mod exit;
 pub mod manifest;
 
 pub use control::ControlState;
-pub use manifest::{MANIFEST_FORMAT_VERSION, Manifest, ParameterSource, StackEntry, StackParameter};
+pub use manifest::{
+    MANIFEST_FORMAT_VERSION, Manifest, ParameterSource, StackEntry, StackParameter,
+};

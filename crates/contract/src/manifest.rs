@@ -62,7 +62,10 @@ pub enum ParameterSource {
     StackOutput { stack: String, output: String },
     /// Where the deploy engine uploaded a code package: `artifact` names it (`storefront`, `dr-automation`),
     /// `part` says which half of its S3 location the parameter takes.
-    Artifact { artifact: String, part: ArtifactPart },
+    Artifact {
+        artifact: String,
+        part: ArtifactPart,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +89,10 @@ mod tests {
     fn parameter_source_round_trips_with_a_kind_tag() {
         let p = StackParameter {
             name: "VpcId".into(),
-            source: ParameterSource::StackOutput { stack: "networking-primary".into(), output: "VpcId".into() },
+            source: ParameterSource::StackOutput {
+                stack: "networking-primary".into(),
+                output: "VpcId".into(),
+            },
         };
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(
@@ -98,8 +104,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err = serde_json::from_str::<StackParameter>(r#"{"name":"A","source":{"kind":"artifact","artifact":"x","part":"key"},"extra":1}"#)
-            .unwrap_err();
+        let err = serde_json::from_str::<StackParameter>(
+            r#"{"name":"A","source":{"kind":"artifact","artifact":"x","part":"key"},"extra":1}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("extra"), "{err}");
     }
 }
