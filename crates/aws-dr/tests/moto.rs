@@ -1171,3 +1171,85 @@ async fn journal_table_lock_admits_one_of_two_and_epochs_grow() {
         42
     );
 }
+
+fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde_json::Value {
+    let at = entered
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+        ))
+        .unwrap();
+    serde_json::json!({
+        "version": "0",
+        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000001",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": at,
+        "region": PRIMARY,
+        "resources": [format!("arn:aws:cloudwatch:{PRIMARY}:123456789012:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": state, "reason": "Threshold Crossed", "timestamp": at },
+            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
+            "configuration": { "metrics": [] }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm() {
+    let f = Fixture::create().await;
+    let env = f.environment();
+    let alarm = format!("{}-primary-health", f.topology.prefix);
+    let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+
+    let ok = lifeboat_aws_dr::lambda::handle(
+        &env,
+        &f.settings,
+        &alarm_event(&alarm, "OK", ten_minutes_ago),
+    )
+    .await;
+    assert_eq!(ok["decision"], "ignore", "{ok}");
+    assert_eq!(
+        f.param(PRIMARY, &f.topology.ssm_active_region()).await,
+        PRIMARY
+    );
+
+    // The primary's health alarm really is firing, and has been for ten minutes.
+    f.clients.regions[PRIMARY]
+        .cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("health check failing")
+        .send()
+        .await
+        .unwrap();
+    let answer = lifeboat_aws_dr::lambda::handle(
+        &env,
+        &f.settings,
+        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+    )
+    .await;
+    assert_eq!(answer["decision"], "act", "{answer}");
+    assert_eq!(answer["run"]["outcome"], "succeeded", "{answer}");
+    assert!(
+        answer.get("escalated").is_none(),
+        "no failover without dr.allow_data_loss: {answer}"
+    );
+    assert_eq!(
+        f.param(PRIMARY, &f.topology.ssm_active_region()).await,
+        STANDBY
+    );
+    assert!(f.primary_check_inverted().await);
+
+    // The same alarm again: it now belongs to the passive region (traffic left it on purpose), so
+    // automation leaves it alone.
+    let again = lifeboat_aws_dr::lambda::handle(
+        &env,
+        &f.settings,
+        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+    )
+    .await;
+    assert_eq!(again["decision"], "ignore", "{again}");
+}
