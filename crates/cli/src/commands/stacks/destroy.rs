@@ -87,13 +87,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         let view = LiveView::new(&synth, &plan.to_delete, true, ctx.style);
         let mut report = engine.destroy(&plan, args.force, &view).await.map_err(engine_error);
         view.finish();
-        if let (Ok(r), Some(b)) = (&mut report, &boot_plan) {
-            if r.exit_code() == exit::OK {
-                let view = LiveView::new(&boot, &b.to_delete, true, ctx.style);
-                let more = boot_engine.destroy(b, args.force, &view).await.map_err(engine_error);
-                view.finish();
-                r.stacks.extend(more?.stacks);
-            }
+        // The assets buckets go last, and only when everything that used them is gone.
+        if let (Ok(r), Some(b)) = (&mut report, &boot_plan)
+            && r.exit_code() == exit::OK
+        {
+            let view = LiveView::new(&boot, &b.to_delete, true, ctx.style);
+            let more = boot_engine.destroy(b, args.force, &view).await.map_err(engine_error);
+            view.finish();
+            r.stacks.extend(more?.stacks);
         }
         report
     })?;
