@@ -119,6 +119,55 @@ fn same_lines(a: &[OrderLine], b: &[OrderLine]) -> bool {
     a == b
 }
 
+/// Reads every order whose Idempotency-Key starts with `key_prefix` (one drill run's orders), with its lines,
+/// from the database at `db_url` (`mysql://user:password@host:port/database`).
+pub async fn stored_orders(db_url: &str, key_prefix: &str) -> Result<Vec<StoredOrder>, String> {
+    use sqlx::Connection as _;
+    let mut conn = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sqlx::MySqlConnection::connect(db_url),
+    )
+    .await
+    .map_err(|_| "no answer from the database within 10 s".to_string())?
+    .map_err(|e| format!("connecting to the database: {e}"))?;
+    // LIKE treats _ and % specially; the prefix is ours (letters, digits and '-') but escape it anyway.
+    let pattern = format!(
+        "{}%",
+        key_prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows: Vec<(String, String, Option<u64>, Option<u32>)> = sqlx::query_as(
+        "SELECT o.id, o.idempotency_key, l.product_id, l.quantity FROM orders o \
+         LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.idempotency_key LIKE ? ORDER BY o.id, l.line_no",
+    )
+    .bind(pattern)
+    .fetch_all(&mut conn)
+    .await
+    .map_err(|e| format!("reading the orders: {e}"))?;
+    let _ = conn.close().await;
+    let mut orders: Vec<StoredOrder> = Vec::new();
+    for (order_id, key, product_id, quantity) in rows {
+        if orders.last().is_none_or(|o| o.order_id != order_id) {
+            orders.push(StoredOrder {
+                order_id,
+                idempotency_key: key,
+                lines: Vec::new(),
+            });
+        }
+        if let (Some(product_id), Some(quantity), Some(order)) =
+            (product_id, quantity, orders.last_mut())
+        {
+            order.lines.push(OrderLine {
+                product_id,
+                quantity,
+            });
+        }
+    }
+    Ok(orders)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,53 +322,4 @@ mod tests {
         assert_eq!(v.duplicates, ["k"]);
         assert_eq!(v.lost, ["k"], "order o2 was acknowledged but is not stored");
     }
-}
-
-/// Reads every order whose Idempotency-Key starts with `key_prefix` (one drill run's orders), with its lines,
-/// from the database at `db_url` (`mysql://user:password@host:port/database`).
-pub async fn stored_orders(db_url: &str, key_prefix: &str) -> Result<Vec<StoredOrder>, String> {
-    use sqlx::Connection as _;
-    let mut conn = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        sqlx::MySqlConnection::connect(db_url),
-    )
-    .await
-    .map_err(|_| "no answer from the database within 10 s".to_string())?
-    .map_err(|e| format!("connecting to the database: {e}"))?;
-    // LIKE treats _ and % specially; the prefix is ours (letters, digits and '-') but escape it anyway.
-    let pattern = format!(
-        "{}%",
-        key_prefix
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let rows: Vec<(String, String, Option<u64>, Option<u32>)> = sqlx::query_as(
-        "SELECT o.id, o.idempotency_key, l.product_id, l.quantity FROM orders o \
-         LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.idempotency_key LIKE ? ORDER BY o.id, l.line_no",
-    )
-    .bind(pattern)
-    .fetch_all(&mut conn)
-    .await
-    .map_err(|e| format!("reading the orders: {e}"))?;
-    let _ = conn.close().await;
-    let mut orders: Vec<StoredOrder> = Vec::new();
-    for (order_id, key, product_id, quantity) in rows {
-        if orders.last().is_none_or(|o| o.order_id != order_id) {
-            orders.push(StoredOrder {
-                order_id,
-                idempotency_key: key,
-                lines: Vec::new(),
-            });
-        }
-        if let (Some(product_id), Some(quantity), Some(order)) =
-            (product_id, quantity, orders.last_mut())
-        {
-            order.lines.push(OrderLine {
-                product_id,
-                quantity,
-            });
-        }
-    }
-    Ok(orders)
 }
