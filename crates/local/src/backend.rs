@@ -518,13 +518,25 @@ impl LocalBackend {
         } else {
             "standby"
         };
-        let storefront = match client
-            .get(format!("{url}/health/deep?expect={expect}"))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => Health::Healthy,
-            Ok(r) => Health::Unhealthy(format!(
+        // A storefront whose database process is gone cannot be healthy; asking it would only cost a
+        // timeout while it tries the dead database.
+        let database_running = rt.database_pid(region).is_some();
+        let probe = async {
+            if database_running {
+                client
+                    .get(format!("{url}/health/deep?expect={expect}"))
+                    .send()
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let storefront = match probe.await {
+            Ok(None) => Health::Unhealthy(format!("the database of {region} is not running")),
+            Ok(Some(r)) if r.status().is_success() => Health::Healthy,
+
+            Ok(Some(r)) => Health::Unhealthy(format!(
                 "{url}/health/deep?expect={expect} answered {}",
                 r.status()
             )),

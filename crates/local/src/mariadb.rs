@@ -102,7 +102,8 @@ pub fn render_cnf(
          innodb-buffer-pool-size=64M\n\
          performance-schema=OFF\n\
          max-connections=400\n\
-         slave-net-timeout=2\n\
+         # Also the replica's connect timeout: a cut-off primary holds up STOP SLAVE for at most this.\n\
+         slave-net-timeout=1\n\
          {semi_sync}",
         port = settings.ports().database,
         sock = layout.mariadb_socket(region).display(),
@@ -126,7 +127,23 @@ pub fn install(layout: &Layout, region: &str) -> Result<()> {
             layout.mariadb_cnf(region).display()
         ))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
-    crate::process::run(command).map(|_| ()).map_err(|e| {
+    let mut result = crate::process::run(command);
+    if result.is_err() {
+        // Seen once when several runtimes initialise at the same instant: a second try from an empty
+        // directory succeeds.
+        let data = layout.mariadb_data(region);
+        let _ = std::fs::remove_dir_all(&data);
+        crate::layout::ensure_dir(&data)?;
+        let mut again = Command::new("mariadb-install-db");
+        again
+            .arg(format!(
+                "--defaults-file={}",
+                layout.mariadb_cnf(region).display()
+            ))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+        result = crate::process::run(again);
+    }
+    result.map(|_| ()).map_err(|e| {
         LocalError::Failed(format!(
             "initialising the MariaDB data directory of {region} failed: {e}"
         ))
@@ -408,7 +425,7 @@ impl DbAdmin {
              SET GLOBAL gtid_slave_pos = @@global.gtid_binlog_pos;
              CHANGE MASTER TO MASTER_HOST = '{host}', MASTER_PORT = {port}, MASTER_USER = '{REPLICATION_USER}',
                MASTER_PASSWORD = '{password}', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1,
-               MASTER_HEARTBEAT_PERIOD = 1;
+               MASTER_HEARTBEAT_PERIOD = 0.5;
              START SLAVE;",
             host = master.host,
             port = master.port,

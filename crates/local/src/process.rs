@@ -144,7 +144,12 @@ pub fn run(mut command: Command) -> Result<String> {
         Err(LocalError::Command(format!(
             "{description} failed ({}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            // Some tools (mariadb-install-db) report on stdout: keep the tail of both.
+            tail(&format!(
+                "{} {}",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                String::from_utf8_lossy(&output.stdout).trim()
+            ))
         )))
     }
 }
@@ -160,4 +165,11 @@ pub fn pids_in_namespace(namespace: &str) -> Vec<u32> {
             .collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The last 600 characters of `text`, on a character boundary.
+fn tail(text: &str) -> String {
+    let text = text.trim();
+    let start = text.char_indices().rev().nth(600).map_or(0, |(i, _)| i);
+    text[start..].to_owned()
 }

@@ -85,7 +85,7 @@ impl LocalSettings {
             primary_region: "us-east-1".into(),
             standby_region: "us-west-2".into(),
             replication: ReplicationMode::SemiSync,
-            semi_sync_timeout_ms: 1000,
+            semi_sync_timeout_ms: 2000,
             probe_interval_ms: 1000,
             failure_threshold: 3,
             lease_ms: 1000,
