@@ -88,7 +88,10 @@ state_dir = ".lifeboat"
 base_port = 17000
 # "semi-sync" or "async" MariaDB replication between the two local regions.
 replication = "semi-sync"
-semi_sync_timeout_ms = 1000
+# How long a commit waits for the standby before going on asynchronously. At least twice the write lease
+# (lease_ms, at most 1000 counted), so a region cut off mid-commit has lost its lease before it could
+# acknowledge a commit the standby never received.
+semi_sync_timeout_ms = 2000
 probe_interval_ms = 1000
 failure_threshold = 3
 lease_ms = 1000

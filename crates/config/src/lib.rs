@@ -278,7 +278,7 @@ impl Default for Local {
             state_dir: ".lifeboat".into(),
             base_port: 17000,
             replication: Replication::SemiSync,
-            semi_sync_timeout_ms: 1000,
+            semi_sync_timeout_ms: 2000,
             probe_interval_ms: 1000,
             failure_threshold: 3,
             lease_ms: 1000,

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::{CapacityRange, Config, ConfigErrorKind, Role, is_aws_region};
+use crate::{CapacityRange, Config, ConfigErrorKind, Replication, Role, is_aws_region};
 
 /// Keys whose tables accept any key (user-chosen names).
 const FREE_FORM_TABLES: &[&str] = &["tags"];
@@ -405,6 +405,20 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
     )?;
     in_range("local.failure_threshold", local.failure_threshold, 1, 100)?;
     in_range("local.lease_ms", local.lease_ms, 100, 600_000)?;
+    // A storefront acts on its write lease for at most min(lease_ms, 1000) ms. A commit that waited out the
+    // semi-sync timeout (and went on asynchronously) must find that lease expired, or a region cut off
+    // mid-commit could acknowledge a write the standby never received.
+    let lease_window = local.lease_ms.min(1000);
+    if local.replication == Replication::SemiSync && local.semi_sync_timeout_ms < 2 * lease_window {
+        return Err(invalid(
+            "local.semi_sync_timeout_ms",
+            local.semi_sync_timeout_ms,
+            format!(
+                "at least {} (twice the write lease window min(local.lease_ms, 1000) = {lease_window} ms) with semi-sync replication",
+                2 * lease_window
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -334,6 +334,38 @@ impl WritePermit {
         .with_write_context(&self.region, Some(self.epoch)))
     }
 
+    /// After a commit and before acknowledging it: does this permit still hold? A commit can outlast the lease:
+    /// with semi-synchronous replication MariaDB waits up to its timeout for the standby's acknowledgement and
+    /// then commits anyway, asynchronously. A region that was cut off during that wait must not acknowledge a
+    /// write the standby may never have received, or the failover that follows loses it. So the write is
+    /// acknowledged only while the control state is still fresh and still grants this permit's region and epoch;
+    /// `local.semi_sync_timeout_ms` is kept at least twice the lease so a commit that fell back to asynchronous
+    /// replication always finds its lease run out here. Otherwise: 503 `commit_unconfirmed` — the write may exist
+    /// on this database, and a retry with the same Idempotency-Key finds out where it stands.
+    pub async fn confirm_commit(&self) -> Result<(), ApiError> {
+        let gate = &self.gate;
+        let current = gate.fresh_snapshot().await.map(|s| s.state);
+        let still_granted = current.as_ref().is_some_and(|state| {
+            !state.fence_raised && state.active_region == self.region && state.epoch == self.epoch
+        });
+        if still_granted {
+            return Ok(());
+        }
+        gate.metrics.commit_unconfirmed();
+        tracing::warn!(
+            region = %self.region,
+            epoch = self.epoch,
+            "committed write not acknowledged: the write permit lapsed during the commit"
+        );
+        Err(ApiError::unavailable(
+            "commit_unconfirmed",
+            "the write was committed here but this region lost its write permit before it could be confirmed; \
+             retry with the same Idempotency-Key",
+            current.map(|s| s.active_region),
+        )
+        .with_write_context(&self.region, Some(self.epoch)))
+    }
+
     /// For stores outside the database (DynamoDB carts): the same check in a transaction of its own. Weaker than
     /// [`Self::begin`]: a raise between this check and the store's write is not seen.
     pub async fn check_fence(&self) -> Result<(), ApiError> {

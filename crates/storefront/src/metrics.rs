@@ -30,6 +30,7 @@ pub struct Metrics {
     control_refresh_ok: AtomicU64,
     control_refresh_failed: AtomicU64,
     orders_created: AtomicU64,
+    commits_unconfirmed: AtomicU64,
     checkout_replays: AtomicU64,
 }
 
@@ -76,6 +77,10 @@ impl Metrics {
             &self.control_refresh_failed
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn commit_unconfirmed(&self) {
+        self.commits_unconfirmed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn order_created(&self) {
@@ -171,6 +176,16 @@ impl Metrics {
             out,
             "storefront_orders_created_total {}",
             self.orders_created.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP storefront_commits_unconfirmed_total Writes committed but not acknowledged: the write permit lapsed during the commit."
+        );
+        let _ = writeln!(out, "# TYPE storefront_commits_unconfirmed_total counter");
+        let _ = writeln!(
+            out,
+            "storefront_commits_unconfirmed_total {}",
+            self.commits_unconfirmed.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -365,6 +365,55 @@ async fn an_instance_that_cannot_refresh_control_stops_writing() {
 }
 
 #[tokio::test]
+async fn a_commit_that_outlives_the_write_permit_is_not_acknowledged() {
+    let mut state = active_state("us-east-1", 1);
+    state.lease_ms = 200;
+    let app = TestApp::start_with("us-east-1", state).await;
+    let cart_id = app.filled_cart().await;
+
+    // Hold the fencing row so the checkout's transaction waits after it got its permit, as a commit waiting
+    // for a semi-synchronous acknowledgement would; meanwhile the region loses its control source.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT epoch FROM lifeboat_fence WHERE id = 1 FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let checkout = tokio::spawn({
+        let http = app.http.clone();
+        let url = app.url("/checkout");
+        let cart_id = cart_id.clone();
+        async move {
+            http.post(url)
+                .header("idempotency-key", "slow-commit")
+                .json(&json!({ "cart_id": cart_id }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.control.set_failing(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.rollback().await.unwrap();
+
+    let answer = checkout.await.unwrap();
+    expect_error(answer, 503, "commit_unconfirmed").await;
+    assert_eq!(
+        app.count("orders").await,
+        1,
+        "the order was committed, only its acknowledgement was withheld"
+    );
+
+    // Back in contact: a retry with the same key finds the committed order instead of writing a second one.
+    app.control.set_failing(false);
+    app.state.gate.refresh().await.unwrap();
+    let replay = app.client.checkout(&cart_id, "slow-commit").await.unwrap();
+    assert!(replay.replayed, "the retry must replay the committed order");
+    assert_eq!(replay.order.cart_id, cart_id);
+    assert_eq!(app.count("orders").await, 1);
+}
+
+#[tokio::test]
 async fn bad_input_gets_4xx_json() {
     let app = TestApp::start().await;
     let cart_id = app.client.create_cart().await.unwrap().value.id;

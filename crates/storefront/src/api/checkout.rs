@@ -230,6 +230,7 @@ async fn attempt(
         Err(e) if mysql_error_number(&e) == Some(ER_LOCK_DEADLOCK) => return Ok(Attempt::Retry),
         Err(e) => return Err(e.into()),
     }
+    permit.confirm_commit().await?;
     app.metrics.order_created();
     tracing::info!(order_id = %order.id, cart_id, epoch = order.epoch, total_cents = order.total_cents, "order written");
     Ok(Attempt::Done(order_response(
