@@ -1,11 +1,11 @@
 //! One module per command. [`run`] dispatches.
 
-pub mod drill;
 pub mod dr;
+pub mod drill;
 pub mod init;
-pub mod stacks;
 pub mod local;
 pub mod package;
+pub mod stacks;
 pub mod synth;
 
 use crate::cli::Command;
