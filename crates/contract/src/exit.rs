@@ -1,5 +1,5 @@
-//! Exit codes: the one place they are defined. The README's "Exit codes" table is generated from
-//! [`ALL`] by a test, so the two cannot drift.
+//! Exit codes: the one place they are defined. A test checks that the README's "Exit codes" table lists
+//! [`ALL`] as it is here, so the two cannot drift.
 
 /// Everything asked for was done.
 pub const OK: i32 = 0;
@@ -67,6 +67,15 @@ pub const ALL: &[(i32, &str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_code_as_defined_here() {
+        let readme = include_str!("../../../README.md");
+        for (code, name, meaning) in ALL {
+            let row = format!("| {code} | `{name}` | {meaning} |");
+            assert!(readme.contains(&row), "README.md lacks the row: {row}");
+        }
+    }
 
     #[test]
     fn codes_are_distinct() {
