@@ -195,23 +195,30 @@ impl JournalTable {
         ))
     }
 
-    async fn read_lock(&self) -> Result<Option<(LockOwner, i64)>, LockError> {
+    /// Reads one of the table's single items (`lock`, `epoch`: partition and sort key both the item's name),
+    /// strongly consistent, since lock and epoch decisions must see the latest conditional write.
+    async fn read_singleton(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, LockError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s("lock"))
-            .key(SK, s("lock"))
+            .key(PK, s(name))
+            .key(SK, s(name))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| {
-                self.lock_storage(
-                    "reading the lock",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
+                self.lock_storage(what, aws_sdk_dynamodb::error::DisplayErrorContext(e))
             })?;
-        let Some(item) = out.item() else {
+        Ok(out.item)
+    }
+
+    async fn read_lock(&self) -> Result<Option<(LockOwner, i64)>, LockError> {
+        let Some(item) = self.read_singleton("lock", "reading the lock").await? else {
             return Ok(None);
         };
         let owner = item
@@ -518,22 +525,7 @@ impl RunLock for JournalTable {
 
 impl JournalTable {
     async fn read_epoch(&self) -> Result<(u64, Option<String>), LockError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s("epoch"))
-            .key(SK, s("epoch"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| {
-                self.lock_storage(
-                    "reading the epoch",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.read_singleton("epoch", "reading the epoch").await? else {
             return Ok((0, None));
         };
         let epoch = item
