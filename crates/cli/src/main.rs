@@ -1,10 +1,11 @@
 //! `lifeboat`: two-region disaster recovery for a shop on AWS, declared as code and proven by drills.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod context;
 mod error;
-mod output;
 
 fn main() {
     std::process::exit(run());

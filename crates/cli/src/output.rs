@@ -1,5 +1,23 @@
 //! Terminal output: optional colour and aligned tables.
 
+/// `print!` to standard output, except that a closed pipe (`lifeboat status | head`) is not a panic: the
+/// command goes on with its work (a deploy or a switchover must not stop half-way because nobody reads its
+/// output any more) and its exit code still says how that work ended.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `println!` with the closed-pipe behaviour of [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,

@@ -185,3 +185,22 @@ fn usage_errors_exit_2_and_help_exits_0() {
         .success()
         .stdout(contains("Examples:"));
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    // `lifeboat synth --check --json | head -c1`: the pipe closes before lifeboat writes its JSON.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lifeboat"))
+        .current_dir(dir.path())
+        .env_remove("LIFEBOAT_CONFIG")
+        .args(["synth", "--check", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(exit::OK), "{stderr}");
+}

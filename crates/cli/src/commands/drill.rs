@@ -110,14 +110,14 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         .block_on(drill(&options, &env))
         .map_err(|e| CliError::new(e.exit_code(), e.to_string()))?;
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&outcome.report).unwrap_or_default()
         );
     } else {
-        print!("{}", outcome.report.summary());
-        println!("report: {}", outcome.report_html.display());
-        println!("        {}", outcome.report_json.display());
+        out!("{}", outcome.report.summary());
+        outln!("report: {}", outcome.report_html.display());
+        outln!("        {}", outcome.report_json.display());
     }
     match outcome.exit_code() {
         exit::OK => Ok(()),

@@ -34,12 +34,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         )
     })?;
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "written": path.display().to_string() })
         );
     } else {
-        println!(
+        outln!(
             "wrote {} (every key at its default; edit it, then run `lifeboat synth`)",
             path.display()
         );

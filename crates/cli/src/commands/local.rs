@@ -94,26 +94,26 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             let status = rt.block_on(runtime.status());
             if ctx.json {
                 let out = serde_json::json!({ "up": outcome, "status": status });
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             } else {
                 if outcome.already_up {
-                    println!(
+                    outln!(
                         "{}",
                         ctx.style
                             .ok("the local runtime is already up; nothing to do")
                     );
                 } else if outcome.restarted.is_empty() {
-                    println!("{}", ctx.style.ok("the local runtime is up"));
+                    outln!("{}", ctx.style.ok("the local runtime is up"));
                 } else {
-                    println!(
+                    outln!(
                         "the local runtime was up; restarted: {}",
                         outcome.restarted.join(", ")
                     );
                 }
                 for note in &outcome.notes {
-                    println!("note: {note}");
+                    outln!("note: {note}");
                 }
-                print!("{}", status.render_text());
+                out!("{}", status.render_text());
             }
             Ok(())
         }
@@ -122,17 +122,17 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
                 .block_on(Runtime::down(&settings.state_dir))
                 .map_err(local_error)?;
             if ctx.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).unwrap_or_default()
                 );
             } else if !report.was_up {
-                println!(
+                outln!(
                     "the local runtime is not up in {}/local; nothing to stop",
                     settings.state_dir.display()
                 );
             } else {
-                println!(
+                outln!(
                     "the local runtime is down: stopped {} processes, removed namespaces {} and links {}",
                     report.stopped_processes.len(),
                     report.removed_namespaces.join(", "),
@@ -145,12 +145,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             let runtime = Runtime::open_up(&settings.state_dir).map_err(local_error)?;
             let status = rt.block_on(runtime.status());
             if ctx.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&status).unwrap_or_default()
                 );
             } else {
-                print!("{}", status.render_text());
+                out!("{}", status.render_text());
             }
             Ok(())
         }

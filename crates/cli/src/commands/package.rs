@@ -126,17 +126,17 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     let manifest =
         package::write_manifest(&out, artifacts).map_err(|e| CliError::failed(e.to_string()))?;
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&manifest)
                 .map_err(|e| CliError::internal(e.to_string()))?
         );
     } else {
-        println!(
+        outln!(
             "{}",
             table(&["zip", "size", "bootstrap", "build", "sha256"], &rows)
         );
-        println!("wrote {}", display(&out.join("package.json")));
+        outln!("wrote {}", display(&out.join("package.json")));
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ fn print_summary(ctx: &Context, synthesis: &Synthesis, written_to: Option<&Path>
             "stacks": stacks,
             "total_resources": total,
         });
-        println!("{summary}");
+        outln!("{summary}");
         return;
     }
     let mut rows: Vec<Vec<String>> = synthesis
@@ -85,16 +85,16 @@ fn print_summary(ctx: &Context, synthesis: &Synthesis, written_to: Option<&Path>
         })
         .collect();
     rows.push(vec!["total".into(), String::new(), total.to_string()]);
-    print!("{}", table(&["stack", "region", "resources"], &rows));
+    out!("{}", table(&["stack", "region", "resources"], &rows));
     let source = ctx.config_source();
     match written_to {
-        Some(dir) => println!(
+        Some(dir) => outln!(
             "{} {} stacks from {source} to {}",
             ctx.style.ok("wrote"),
             synthesis.manifest.stacks.len(),
             dir.display()
         ),
-        None => println!(
+        None => outln!(
             "{} {} stacks from {source}; nothing written",
             ctx.style.ok("valid:"),
             synthesis.manifest.stacks.len()

@@ -113,10 +113,10 @@ fn print_result(ctx: &Context, result: &RunResult) -> Result<(), CliError> {
     if ctx.json {
         let json = serde_json::to_string_pretty(&result.report)
             .map_err(|e| CliError::internal(format!("cannot render the report as JSON: {e}")))?;
-        println!("{json}");
+        outln!("{json}");
     } else {
-        println!();
-        print!("{}", result.report.render_text());
+        outln!();
+        out!("{}", result.report.render_text());
     }
     match &result.report_location {
         Ok(location) => eprintln!("report: {location}"),

@@ -42,9 +42,9 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     if ctx.json {
         let json = serde_json::to_string_pretty(&plan.to_json())
             .map_err(|e| CliError::internal(format!("cannot render the plan as JSON: {e}")))?;
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", plan.render_text());
+        out!("{}", plan.render_text());
     }
     Ok(())
 }

@@ -53,11 +53,11 @@ pub fn runs(args: RunsArgs, ctx: &Context) -> Result<(), CliError> {
     if ctx.json {
         let json = serde_json::to_string_pretty(&summaries)
             .map_err(|e| CliError::internal(format!("cannot render runs as JSON: {e}")))?;
-        println!("{json}");
+        outln!("{json}");
         return Ok(());
     }
     if summaries.is_empty() {
-        println!("no runs yet ({} target)", target.target.as_str());
+        outln!("no runs yet ({} target)", target.target.as_str());
         return Ok(());
     }
     let rows: Vec<Vec<String>> = summaries
@@ -76,7 +76,7 @@ pub fn runs(args: RunsArgs, ctx: &Context) -> Result<(), CliError> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &[

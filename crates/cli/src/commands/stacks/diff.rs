@@ -73,7 +73,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             .map_err(engine_error)
     })?;
     if ctx.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "stacks": diffs }))
                 .unwrap_or_default()
@@ -112,7 +112,7 @@ fn print_stack(d: &StackDiff, ctx: &Context) {
                 Some(Replacement::Conditional) => " [may be replaced]",
                 _ => "",
             };
-            println!(
+            outln!(
                 "  {} {} {}{replacement}",
                 symbol(c),
                 c.logical_id,
@@ -121,13 +121,13 @@ fn print_stack(d: &StackDiff, ctx: &Context) {
         }
     };
     match &d.result {
-        DiffResult::NoChanges => println!("{header}: no changes"),
+        DiffResult::NoChanges => outln!("{header}: no changes"),
         DiffResult::Changes {
             changes,
             stateful_risks,
         } => {
             let counts = lifeboat_aws::changes::count(changes);
-            println!(
+            outln!(
                 "{header}: {}{} to add, {} to modify ({} replaced), {} to remove",
                 if d.exists { "" } else { "new stack, " },
                 counts.add,
@@ -137,11 +137,11 @@ fn print_stack(d: &StackDiff, ctx: &Context) {
             );
             print_changes(changes);
             for r in stateful_risks {
-                println!("  {} {r}", ctx.style.error("!! DATA: would"));
+                outln!("  {} {r}", ctx.style.error("!! DATA: would"));
             }
         }
         DiffResult::Unknown { reason, changes } => {
-            println!(
+            outln!(
                 "{header}: {} ({reason})",
                 if d.exists {
                     "cannot preview"
@@ -151,7 +151,7 @@ fn print_stack(d: &StackDiff, ctx: &Context) {
             );
             print_changes(changes);
         }
-        DiffResult::Failed { reason } => println!(
+        DiffResult::Failed { reason } => outln!(
             "{header}: {} {reason}",
             ctx.style.error("change set failed:")
         ),

@@ -67,7 +67,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             Err(e) => serde_json::json!({ "error": e.to_string() }),
         };
         let doc = serde_json::json!({ "environment": environment, "stacks": rows, "dr": dr_json });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
     let table_rows: Vec<Vec<String>> = rows
@@ -82,8 +82,8 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             ]
         })
         .collect();
-    println!("stacks of {environment}");
-    print!(
+    outln!("stacks of {environment}");
+    out!(
         "{}",
         table(
             &["stack", "region", "status", "last update", "drift"],
@@ -94,12 +94,12 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         .iter()
         .filter(|r| !r.outputs.is_empty() || r.status_reason.is_some())
     {
-        println!("\n{} ({})", r.id, r.name);
+        outln!("\n{} ({})", r.id, r.name);
         if let Some(reason) = &r.status_reason {
-            println!("  reason: {reason}");
+            outln!("  reason: {reason}");
         }
         for (k, v) in &r.outputs {
-            println!("  {k} = {v}");
+            outln!("  {k} = {v}");
         }
     }
     print_dr_readiness(&dr);
@@ -149,23 +149,23 @@ fn dr_readiness(ctx: &Context) -> Result<DrSection, CliError> {
 }
 
 fn print_dr_readiness(dr: &Result<DrSection, CliError>) {
-    println!();
+    outln!();
     match dr {
         Ok(section) => {
-            println!(
+            outln!(
                 "DR readiness: {} for a switchover from {} to {}",
                 section.verdict.label(),
                 section.from,
                 section.to
             );
             for reason in &section.verdict.reasons {
-                println!("  - {reason}");
+                outln!("  - {reason}");
             }
             for warning in &section.verdict.warnings {
-                println!("  ! {warning}");
+                outln!("  ! {warning}");
             }
-            print!("{}", section.readiness.render_text());
+            out!("{}", section.readiness.render_text());
         }
-        Err(e) => println!("DR readiness: unknown ({e})"),
+        Err(e) => outln!("DR readiness: unknown ({e})"),
     }
 }

@@ -239,7 +239,7 @@ impl Observer for LiveView {
 /// The end-of-run table on stdout (or the report as JSON).
 pub fn print_report(report: &RunReport, json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
@@ -258,7 +258,7 @@ pub fn print_report(report: &RunReport, json: bool) {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(&["stack", "region", "result", "time", "detail"], &rows)
     );
