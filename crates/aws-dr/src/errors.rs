@@ -27,8 +27,28 @@ where
     let kind = classify(&err);
     BackendError::new(
         kind,
-        format!("{what} in {region} failed: {}", DisplayErrorContext(&err)),
+        format!("{what} in {region} failed: {}", describe(&err)),
     )
+}
+
+/// One line for an SDK error: `Code: message` when the service answered, the error chain when it could not
+/// be reached. (`DisplayErrorContext` alone appends the whole raw HTTP response of a service error, headers
+/// and body, which buries the message in a readiness report or a journal entry.)
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    if let SdkError::ServiceError(service) = err {
+        let e = service.err();
+        match (e.code(), e.message()) {
+            (Some(code), Some(message)) => return format!("{code}: {message}"),
+            (Some(code), None) => return code.to_owned(),
+            (None, Some(message)) => return message.to_owned(),
+            (None, None) => {}
+        }
+    }
+    DisplayErrorContext(err).to_string()
 }
 
 pub fn classify<E, R>(err: &SdkError<E, R>) -> BackendErrorKind

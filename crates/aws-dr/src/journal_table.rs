@@ -112,12 +112,7 @@ impl JournalTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                self.storage(
-                    "reading the last event",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )
-            })?;
+            .map_err(|e| self.storage("reading the last event", crate::errors::describe(&e)))?;
         let last = out
             .items()
             .first()
@@ -160,10 +155,7 @@ impl JournalTable {
         match result {
             Ok(_) => Ok(true),
             Err(e) if error_code(&e) == Some(CONDITION_FAILED) => Ok(false),
-            Err(e) => Err(self.storage(
-                "writing an event",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e),
-            )),
+            Err(e) => Err(self.storage("writing an event", crate::errors::describe(&e))),
         }
     }
 
@@ -211,9 +203,7 @@ impl JournalTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                self.lock_storage(what, aws_sdk_dynamodb::error::DisplayErrorContext(e))
-            })?;
+            .map_err(|e| self.lock_storage(what, crate::errors::describe(&e)))?;
         Ok(out.item)
     }
 
@@ -281,10 +271,7 @@ impl Journal for JournalTable {
                     return Err(JournalError::AlreadyExists(run_id.clone()));
                 }
                 Err(e) => {
-                    return Err(self.storage(
-                        "registering the run",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                    ));
+                    return Err(self.storage("registering the run", crate::errors::describe(&e)));
                 }
             }
             if !self.put_event(run_id, 0, first).await? {
@@ -324,12 +311,7 @@ impl Journal for JournalTable {
                     .set_exclusive_start_key(start)
                     .send()
                     .await
-                    .map_err(|e| {
-                        self.storage(
-                            "reading the run",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                        )
-                    })?;
+                    .map_err(|e| self.storage("reading the run", crate::errors::describe(&e)))?;
                 for item in out.items() {
                     let json = item
                         .get("event")
@@ -372,12 +354,7 @@ impl Journal for JournalTable {
                     .set_exclusive_start_key(start)
                     .send()
                     .await
-                    .map_err(|e| {
-                        self.storage(
-                            "listing runs",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                        )
-                    })?;
+                    .map_err(|e| self.storage("listing runs", crate::errors::describe(&e)))?;
                 for item in out.items() {
                     if let Some(id) = item.get(SK).and_then(|v| v.as_s().ok()) {
                         ids.push(
@@ -442,10 +419,7 @@ impl RunLock for JournalTable {
                         "it was held and released meanwhile; try again",
                     )),
                 },
-                Err(e) => Err(self.lock_storage(
-                    "taking the lock",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )),
+                Err(e) => Err(self.lock_storage("taking the lock", crate::errors::describe(&e))),
             }
         })
     }
@@ -490,10 +464,7 @@ impl RunLock for JournalTable {
                         detail,
                     })
                 }
-                Err(e) => Err(self.lock_storage(
-                    "renewing the lock",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )),
+                Err(e) => Err(self.lock_storage("renewing the lock", crate::errors::describe(&e))),
             }
         })
     }
@@ -514,10 +485,7 @@ impl RunLock for JournalTable {
             match result {
                 Ok(_) => Ok(()),
                 Err(e) if error_code(&e) == Some(CONDITION_FAILED) => Ok(()),
-                Err(e) => Err(self.lock_storage(
-                    "releasing the lock",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                )),
+                Err(e) => Err(self.lock_storage("releasing the lock", crate::errors::describe(&e))),
             }
         })
     }
@@ -577,10 +545,9 @@ impl EpochStore for JournalTable {
                     // Someone allocated between our read and write: read again.
                     Err(e) if error_code(&e) == Some(CONDITION_FAILED) => continue,
                     Err(e) => {
-                        return Err(self.lock_storage(
-                            "allocating an epoch",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e),
-                        ));
+                        return Err(
+                            self.lock_storage("allocating an epoch", crate::errors::describe(&e))
+                        );
                     }
                 }
             }

@@ -58,7 +58,7 @@ impl S3ReportSink {
             .map_err(|e| ReportError {
                 run: report.run_id.clone(),
                 location: format!("s3://{}/{key} ({})", self.bucket, self.region),
-                detail: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                detail: crate::errors::describe(&e).to_string(),
             })?;
         Ok(())
     }
