@@ -99,7 +99,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Service> {
             }
             ControlSpec::File(path) => (Arc::new(FileControl::new(path.clone())), None),
             ControlSpec::Http(base) => (Arc::new(HttpControl::new(base, &settings.region)?), None),
-            ControlSpec::Ssm(prefix) => (ssm_control(prefix).await?, None),
+            ControlSpec::Ssm(prefix) => (ssm_control(prefix, &settings.region).await?, None),
         };
     let state = build_with_control(settings, source).await?;
     Ok(Service {
@@ -121,13 +121,13 @@ pub async fn build_with_control(
     )?;
     let sessions: Arc<dyn SessionStore> = match &settings.sessions {
         SessionsSpec::Mysql => Arc::new(MysqlSessions::new(pool.clone())),
-        SessionsSpec::Dynamodb(table) => dynamo_sessions(table).await?,
+        SessionsSpec::Dynamodb(table) => dynamo_sessions(table, &settings.region).await?,
     };
     let images = match &settings.images {
         ImagesSpec::Local => Images::Local {
             dir: settings.assets_dir.clone(),
         },
-        ImagesSpec::S3 { bucket, prefix } => s3_images(bucket, prefix).await?,
+        ImagesSpec::S3 { bucket, prefix } => s3_images(bucket, prefix, &settings.region).await?,
     };
     let metrics = Arc::new(Metrics::new());
     let gate = WriteGate::new(&settings.region, source, pool.clone(), Arc::clone(&metrics));
@@ -171,38 +171,46 @@ pub fn spawn_database_preparation(pool: MySqlPool) -> tokio::task::JoinHandle<()
     })
 }
 
+/// The SDK configuration from the environment (credentials, `AWS_ENDPOINT_URL`, ...). Without a configured
+/// AWS region the instance's own region is used: each region's storefront reads that region's control
+/// parameters, table replica and bucket (in Lambda `AWS_REGION` is set and names the same region).
 #[cfg(feature = "aws")]
-async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+async fn aws_config(region: &str) -> aws_config::SdkConfig {
+    let region = aws_config::meta::region::RegionProviderChain::default_provider()
+        .or_else(aws_config::Region::new(region.to_owned()));
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
 }
 
 #[cfg(feature = "aws")]
-async fn ssm_control(prefix: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
-    let client = aws_sdk_ssm::Client::new(&aws_config().await);
+async fn ssm_control(prefix: &str, region: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
+    let client = aws_sdk_ssm::Client::new(&aws_config(region).await);
     Ok(Arc::new(crate::control::SsmControl::new(client, prefix)))
 }
 
 #[cfg(not(feature = "aws"))]
-async fn ssm_control(prefix: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
+async fn ssm_control(prefix: &str, _region: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
     bail!("--control ssm:{prefix} needs a storefront built with the `aws` feature")
 }
 
 #[cfg(feature = "aws")]
-async fn dynamo_sessions(table: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
-    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+async fn dynamo_sessions(table: &str, region: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config(region).await);
     Ok(Arc::new(crate::sessions::DynamoSessions::new(
         client, table,
     )))
 }
 
 #[cfg(not(feature = "aws"))]
-async fn dynamo_sessions(table: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
+async fn dynamo_sessions(table: &str, _region: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
     bail!("--sessions dynamodb:{table} needs a storefront built with the `aws` feature")
 }
 
 #[cfg(feature = "aws")]
-async fn s3_images(bucket: &str, prefix: &str) -> anyhow::Result<Images> {
-    let config = aws_config().await;
+async fn s3_images(bucket: &str, prefix: &str, region: &str) -> anyhow::Result<Images> {
+    let config = aws_config(region).await;
     // Path-style addressing works against S3 and against local emulators alike.
     let s3_config = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(true)
@@ -216,7 +224,7 @@ async fn s3_images(bucket: &str, prefix: &str) -> anyhow::Result<Images> {
 }
 
 #[cfg(not(feature = "aws"))]
-async fn s3_images(bucket: &str, _prefix: &str) -> anyhow::Result<Images> {
+async fn s3_images(bucket: &str, _prefix: &str, _region: &str) -> anyhow::Result<Images> {
     bail!("--images s3:{bucket} needs a storefront built with the `aws` feature")
 }
 

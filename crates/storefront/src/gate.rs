@@ -45,7 +45,7 @@ impl Refusal {
     }
 }
 
-/// The last control state fetched successfully, and when (monotonic).
+/// The last control state fetched successfully, and when it was asked for (monotonic).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub state: ControlState,
@@ -125,6 +125,9 @@ impl WriteGate {
 
     /// Fetch the control state now. A failure keeps the previous snapshot, which then ages out.
     pub async fn refresh(&self) -> Result<ControlState, String> {
+        // The state is as old as the request that asked for it: a slow answer must not extend its validity
+        // (the gate promises to act on nothing older than the lease, at most 1 s).
+        let asked_at = Instant::now();
         let fetched = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch()).await {
             Ok(Ok(state)) => Ok(state),
             Ok(Err(e)) => Err(e.to_string()),
@@ -137,7 +140,7 @@ impl WriteGate {
             Ok(state) => {
                 let previous = lock(&self.snapshot).replace(Snapshot {
                     state: state.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: asked_at,
                 });
                 self.metrics.control_refresh(true);
                 if lock(&self.last_error).take().is_some() {
@@ -378,4 +381,52 @@ impl WritePermit {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Values behind these locks are replaced whole, so a panic elsewhere cannot leave them half-written.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::ControlError;
+    use futures::future::BoxFuture;
+
+    /// Answers after a delay, like a control source behind a slow network.
+    struct SlowControl(Duration);
+
+    impl ControlSource for SlowControl {
+        fn fetch(&self) -> BoxFuture<'_, Result<ControlState, ControlError>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.0).await;
+                Ok(ControlState {
+                    active_region: "us-east-1".into(),
+                    epoch: 1,
+                    fence_raised: false,
+                    lease_ms: 1000,
+                })
+            })
+        }
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_does_not_extend_the_lease() {
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .connect_lazy("mysql://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let delay = Duration::from_millis(300);
+        let gate = WriteGate::new(
+            "us-east-1",
+            Arc::new(SlowControl(delay)),
+            pool,
+            Arc::new(Metrics::new()),
+        );
+        gate.refresh().await.unwrap();
+        let snapshot = gate.snapshot().unwrap();
+        assert!(
+            snapshot.age() >= delay,
+            "the state counts as {:?} old although it was asked for {delay:?} ago",
+            snapshot.age()
+        );
+    }
 }

@@ -183,8 +183,20 @@ impl SessionStore for MysqlSessions {
     }
 }
 
-/// Carts in a DynamoDB table (a global table on AWS): partition key `id` (S), attributes `items` (S, JSON) and
-/// `version` (N) for optimistic concurrency.
+/// How long an untouched cart lives in DynamoDB: every change pushes its `expires_at` this far ahead.
+pub const CART_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Partition key of the DynamoDB sessions table (string); the platform's table declares the same.
+pub const DYNAMO_KEY: &str = "id";
+/// The table's TTL attribute (epoch seconds); the platform's table enables TTL on it.
+pub const DYNAMO_TTL_ATTRIBUTE: &str = "expires_at";
+/// A key no cart can have (cart ids are UUIDs): `/health/deep` reads it to learn whether the table answers,
+/// with GetItem, which the storefront's IAM policy grants (DescribeTable it does not).
+#[cfg(feature = "aws")]
+const HEALTH_PROBE_KEY: &str = "lifeboat-health-probe";
+
+/// Carts in a DynamoDB table (a global table on AWS): partition key `id` (S), attributes `items` (S, JSON),
+/// `version` (N) for optimistic concurrency and `expires_at` (N, epoch seconds) for the table's TTL.
 #[cfg(feature = "aws")]
 pub struct DynamoSessions {
     client: aws_sdk_dynamodb::Client,
@@ -206,7 +218,7 @@ impl DynamoSessions {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_owned()))
+            .key(DYNAMO_KEY, AttributeValue::S(id.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -214,6 +226,14 @@ impl DynamoSessions {
         let Some(item) = out.item() else {
             return Ok(None);
         };
+        // DynamoDB deletes expired items only eventually (often days later): an expired cart is gone already.
+        let expires_at = item
+            .get(DYNAMO_TTL_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok());
+        if expires_at.is_some_and(|t| t <= unix_now()) {
+            return Ok(None);
+        }
         let items = item
             .get("items")
             .and_then(|v| v.as_s().ok())
@@ -229,6 +249,19 @@ impl DynamoSessions {
             version,
         }))
     }
+}
+
+#[cfg(feature = "aws")]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `expires_at` of a cart changed now.
+#[cfg(feature = "aws")]
+fn cart_expiry() -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N((unix_now() + CART_TTL.as_secs()).to_string())
 }
 
 #[cfg(feature = "aws")]
@@ -254,9 +287,10 @@ impl SessionStore for DynamoSessions {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .item("id", AttributeValue::S(id.to_owned()))
+                .item(DYNAMO_KEY, AttributeValue::S(id.to_owned()))
                 .item("items", AttributeValue::S("[]".into()))
                 .item("version", AttributeValue::N("0".into()))
+                .item(DYNAMO_TTL_ATTRIBUTE, cart_expiry())
                 .condition_expression("attribute_not_exists(id)")
                 .send()
                 .await
@@ -292,9 +326,10 @@ impl SessionStore for DynamoSessions {
                     .client
                     .put_item()
                     .table_name(&self.table)
-                    .item("id", AttributeValue::S(id.to_owned()))
+                    .item(DYNAMO_KEY, AttributeValue::S(id.to_owned()))
                     .item("items", AttributeValue::S(encode_items(&cart.items)?))
                     .item("version", AttributeValue::N(cart.version.to_string()))
+                    .item(DYNAMO_TTL_ATTRIBUTE, cart_expiry())
                     .condition_expression("version = :expected")
                     .expression_attribute_values(
                         ":expected",
@@ -321,10 +356,12 @@ impl SessionStore for DynamoSessions {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
         Box::pin(async move {
             self.client
-                .describe_table()
+                .get_item()
                 .table_name(&self.table)
+                .key(DYNAMO_KEY, AttributeValue::S(HEALTH_PROBE_KEY.into()))
                 .send()
                 .await
                 .map(|_| ())
