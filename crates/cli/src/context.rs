@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lifeboat_config::Config;
 
@@ -22,10 +23,44 @@ pub struct Context {
     pub endpoint_url: Option<String>,
     /// `--profile` (or `AWS_PROFILE`).
     pub profile: Option<String>,
+    pub overrides: Overrides,
+}
+
+/// What a program embedding the command line (or a test) supplies instead of what the command line
+/// builds itself. The default overrides nothing: the binary's behaviour.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The AWS clients the DR commands use with `--target aws`, instead of connecting through
+    /// `--endpoint-url` and the credential chain: an embedding program's own, or a test's instrumented
+    /// ones. The regions must be the config's two.
+    pub aws_clients: Option<lifeboat_aws_dr::Clients>,
+    /// How long the DR runbooks on AWS wait between two observations (writer change, drained
+    /// replication, verify); normally 5 s.
+    pub aws_poll_interval: Option<Duration>,
+    /// How long a promotion on AWS may take; normally `dr.switchover_timeout_seconds`.
+    pub aws_promote_timeout: Option<Duration>,
+    /// The storefront's control-state refresh bound that a failover on AWS waits out after publishing a
+    /// new epoch; normally the storefront's own.
+    pub aws_write_lease: Option<Duration>,
+}
+
+impl Overrides {
+    /// Applies the bound overrides to the AWS runbook bounds derived from the config.
+    pub fn apply_to(&self, bounds: &mut lifeboat_aws_dr::Bounds) {
+        if let Some(poll_interval) = self.aws_poll_interval {
+            bounds.poll_interval = poll_interval;
+        }
+        if let Some(promote_timeout) = self.aws_promote_timeout {
+            bounds.promote_timeout = promote_timeout;
+        }
+        if let Some(write_lease) = self.aws_write_lease {
+            bounds.write_lease = write_lease;
+        }
+    }
 }
 
 impl Context {
-    pub fn new(global: &GlobalArgs) -> Self {
+    pub fn with_overrides(global: &GlobalArgs, overrides: Overrides) -> Self {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color = !global.no_color && !no_color_env && std::io::stderr().is_terminal();
         Self {
@@ -34,6 +69,7 @@ impl Context {
             style: Style { color },
             endpoint_url: global.endpoint_url.clone(),
             profile: global.profile.clone(),
+            overrides,
         }
     }
 

@@ -102,16 +102,26 @@ pub async fn backend_for(
                 endpoint_url: ctx.endpoint_url.clone(),
                 static_credentials: None,
             };
-            let topology = lifeboat_aws_dr::Topology::from_config(config);
+            let mut topology = lifeboat_aws_dr::Topology::from_config(config);
+            ctx.overrides.apply_to(&mut topology.bounds);
             // The journal and lock live in the standby region's replica of the journal table: the region a
             // failover runs from keeps them when the primary is gone.
             let coordination_region = config.regions.standby.clone();
-            let env = lifeboat_aws_dr::AwsEnvironment::connect(
-                &connection,
-                topology,
-                &coordination_region,
-            )
-            .await;
+            let env = match &ctx.overrides.aws_clients {
+                Some(clients) => lifeboat_aws_dr::AwsEnvironment::from_clients(
+                    clients.clone(),
+                    topology,
+                    &coordination_region,
+                ),
+                None => {
+                    lifeboat_aws_dr::AwsEnvironment::connect(
+                        &connection,
+                        topology,
+                        &coordination_region,
+                    )
+                    .await
+                }
+            };
             Ok(DrTarget {
                 target,
                 backend: env.backend,
