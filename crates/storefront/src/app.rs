@@ -69,6 +69,180 @@ impl std::str::FromStr for ImagesSpec {
     }
 }
 
+/// The variables the platform's compute stack sets on the storefront function (the names of
+/// `lifeboat_platform::compute::env`). They fill in whatever the storefront's own flags and variables leave
+/// unset, so the function needs no settings of its own.
+pub mod platform_env {
+    pub const DATABASE_SECRET_ARN: &str = "DATABASE_SECRET_ARN";
+    pub const DATABASE_HOST: &str = "DATABASE_HOST";
+    pub const DATABASE_NAME: &str = "DATABASE_NAME";
+    pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
+    pub const ASSETS_BUCKET: &str = "ASSETS_BUCKET";
+    pub const CONTROL_SSM_PREFIX: &str = "CONTROL_SSM_PREFIX";
+    /// Where product images live in the assets bucket: `images/<sku>.svg`.
+    pub const IMAGES_PREFIX: &str = "images/";
+}
+
+/// The database as the platform describes it: a host (`host` or `host:port`), a database name and the ARN of
+/// the Secrets Manager secret holding `{"username": ..., "password": ...}` (optionally `port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSecret {
+    pub secret_arn: String,
+    pub host: String,
+    pub name: String,
+}
+
+/// Settings derived from the platform's variables; `None` where a variable is unset or empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformDefaults {
+    pub control: Option<ControlSpec>,
+    pub sessions: Option<SessionsSpec>,
+    pub images: Option<ImagesSpec>,
+    pub database: Option<DatabaseSecret>,
+}
+
+impl PlatformDefaults {
+    /// Reads the variables through `lookup` (the process environment in the binary). Errors name the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        use platform_env as env;
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let control = get(env::CONTROL_SSM_PREFIX)
+            .map(|prefix| {
+                format!("ssm:{prefix}")
+                    .parse::<ControlSpec>()
+                    .map_err(|e| format!("{}: {e}", env::CONTROL_SSM_PREFIX))
+            })
+            .transpose()?;
+        let sessions = get(env::SESSIONS_TABLE).map(SessionsSpec::Dynamodb);
+        let images = get(env::ASSETS_BUCKET).map(|bucket| ImagesSpec::S3 {
+            bucket,
+            prefix: env::IMAGES_PREFIX.to_owned(),
+        });
+        let parts = [
+            env::DATABASE_SECRET_ARN,
+            env::DATABASE_HOST,
+            env::DATABASE_NAME,
+        ]
+        .map(|name| (name, get(name)));
+        let database = match parts {
+            [(_, Some(secret_arn)), (_, Some(host)), (_, Some(name))] => Some(DatabaseSecret {
+                secret_arn,
+                host,
+                name,
+            }),
+            [(_, None), (_, None), (_, None)] => None,
+            partial => {
+                let missing: Vec<&str> = partial
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(n, _)| *n)
+                    .collect();
+                return Err(format!(
+                    "the database is described only in part: {} not set",
+                    missing.join(", ")
+                ));
+            }
+        };
+        Ok(Self {
+            control,
+            sessions,
+            images,
+            database,
+        })
+    }
+}
+
+/// The database URL for a secret's JSON: user and password percent-encoded (generated passwords hold `:`, `#`,
+/// `%` and the like). Errors never quote the secret.
+pub fn database_url_from_secret_json(
+    secret: &str,
+    host: &str,
+    database: &str,
+) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Credentials {
+        username: String,
+        password: String,
+        #[serde(default)]
+        port: Option<serde_json::Value>,
+    }
+    let credentials: Credentials = serde_json::from_str(secret).map_err(|_| {
+        "the secret is not a JSON object with the strings username and password".to_owned()
+    })?;
+    let port = match &credentials.port {
+        None => None,
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        Some(_) => None,
+    }
+    .and_then(|p| u16::try_from(p).ok());
+    let address = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{}", port.unwrap_or(3306))
+    };
+    Ok(format!(
+        "mysql://{}:{}@{address}/{}",
+        percent_encode(&credentials.username),
+        percent_encode(&credentials.password),
+        percent_encode(database)
+    ))
+}
+
+/// Everything but the unreserved characters of RFC 3986 as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads the database secret and builds the database URL from it (feature `aws`). `region` is used when the
+/// environment names no AWS region.
+#[cfg(feature = "aws")]
+pub async fn database_url_from_secret(
+    database: &DatabaseSecret,
+    region: Option<&str>,
+) -> anyhow::Result<String> {
+    let client = aws_sdk_secretsmanager::Client::new(&aws_config(region).await);
+    let output = client
+        .get_secret_value()
+        .secret_id(&database.secret_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the database secret {}: {}",
+                database.secret_arn,
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    let secret = output.secret_string().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the database secret {} holds no string",
+            database.secret_arn
+        )
+    })?;
+    database_url_from_secret_json(secret, &database.host, &database.name)
+        .map_err(|e| anyhow::anyhow!("database secret {}: {e}", database.secret_arn))
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn database_url_from_secret(
+    database: &DatabaseSecret,
+    _region: Option<&str>,
+) -> anyhow::Result<String> {
+    bail!(
+        "the database credentials are in the secret {}; reading it needs a storefront built with the `aws` feature",
+        database.secret_arn
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub region: String,
@@ -175,18 +349,20 @@ pub fn spawn_database_preparation(pool: MySqlPool) -> tokio::task::JoinHandle<()
 /// AWS region the instance's own region is used: each region's storefront reads that region's control
 /// parameters, table replica and bucket (in Lambda `AWS_REGION` is set and names the same region).
 #[cfg(feature = "aws")]
-async fn aws_config(region: &str) -> aws_config::SdkConfig {
-    let region = aws_config::meta::region::RegionProviderChain::default_provider()
-        .or_else(aws_config::Region::new(region.to_owned()));
+async fn aws_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut chain = aws_config::meta::region::RegionProviderChain::default_provider();
+    if let Some(region) = region {
+        chain = chain.or_else(aws_config::Region::new(region.to_owned()));
+    }
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(region)
+        .region(chain)
         .load()
         .await
 }
 
 #[cfg(feature = "aws")]
 async fn ssm_control(prefix: &str, region: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
-    let client = aws_sdk_ssm::Client::new(&aws_config(region).await);
+    let client = aws_sdk_ssm::Client::new(&aws_config(Some(region)).await);
     Ok(Arc::new(crate::control::SsmControl::new(client, prefix)))
 }
 
@@ -197,7 +373,7 @@ async fn ssm_control(prefix: &str, _region: &str) -> anyhow::Result<Arc<dyn Cont
 
 #[cfg(feature = "aws")]
 async fn dynamo_sessions(table: &str, region: &str) -> anyhow::Result<Arc<dyn SessionStore>> {
-    let client = aws_sdk_dynamodb::Client::new(&aws_config(region).await);
+    let client = aws_sdk_dynamodb::Client::new(&aws_config(Some(region)).await);
     Ok(Arc::new(crate::sessions::DynamoSessions::new(
         client, table,
     )))
@@ -210,7 +386,7 @@ async fn dynamo_sessions(table: &str, _region: &str) -> anyhow::Result<Arc<dyn S
 
 #[cfg(feature = "aws")]
 async fn s3_images(bucket: &str, prefix: &str, region: &str) -> anyhow::Result<Images> {
-    let config = aws_config(region).await;
+    let config = aws_config(Some(region)).await;
     // Path-style addressing works against S3 and against local emulators alike.
     let s3_config = aws_sdk_s3::config::Builder::from(&config)
         .force_path_style(true)
@@ -260,5 +436,94 @@ mod tests {
             }
         );
         assert!("s3:".parse::<ImagesSpec>().is_err());
+    }
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_platform_environment_fills_in_the_aws_settings() {
+        use platform_env as env;
+        assert_eq!(
+            PlatformDefaults::from_lookup(lookup(&[])).unwrap(),
+            PlatformDefaults::default()
+        );
+        let defaults = PlatformDefaults::from_lookup(lookup(&[
+            (env::CONTROL_SSM_PREFIX, "/shop/prod/dr"),
+            (env::SESSIONS_TABLE, "shop-prod-sessions"),
+            (env::ASSETS_BUCKET, "shop-prod-assets-us-east-1"),
+            (
+                env::DATABASE_SECRET_ARN,
+                "arn:aws:secretsmanager:us-east-1:1:secret:db",
+            ),
+            (env::DATABASE_HOST, "db.example"),
+            (env::DATABASE_NAME, "shop"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            defaults.control,
+            Some(ControlSpec::Ssm("/shop/prod/dr".into()))
+        );
+        assert_eq!(
+            defaults.sessions,
+            Some(SessionsSpec::Dynamodb("shop-prod-sessions".into()))
+        );
+        assert_eq!(
+            defaults.images,
+            Some(ImagesSpec::S3 {
+                bucket: "shop-prod-assets-us-east-1".into(),
+                prefix: "images/".into()
+            })
+        );
+        assert_eq!(defaults.database.unwrap().host, "db.example");
+
+        let err = PlatformDefaults::from_lookup(lookup(&[(env::DATABASE_HOST, "db.example")]))
+            .unwrap_err();
+        assert!(
+            err.contains(env::DATABASE_SECRET_ARN) && err.contains(env::DATABASE_NAME),
+            "{err}"
+        );
+        let err = PlatformDefaults::from_lookup(lookup(&[(env::CONTROL_SSM_PREFIX, "shop/dr")]))
+            .unwrap_err();
+        assert!(err.contains(env::CONTROL_SSM_PREFIX), "{err}");
+    }
+
+    #[test]
+    fn secrets_become_urls_with_encoded_credentials() {
+        let url = database_url_from_secret_json(
+            r#"{"username":"lifeboat_admin","password":"p:w#d%x?y z","engine":"mysql"}"#,
+            "db.example",
+            "shop",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "mysql://lifeboat_admin:p%3Aw%23d%25x%3Fy%20z@db.example:3306/shop"
+        );
+        let url = database_url_from_secret_json(
+            r#"{"username":"u","password":"p","port":3307}"#,
+            "db.example",
+            "shop",
+        )
+        .unwrap();
+        assert_eq!(url, "mysql://u:p@db.example:3307/shop");
+        let url = database_url_from_secret_json(
+            r#"{"username":"u","password":"p"}"#,
+            "127.0.0.1:4000",
+            "shop",
+        )
+        .unwrap();
+        assert_eq!(url, "mysql://u:p@127.0.0.1:4000/shop");
+        let err = database_url_from_secret_json(r#"{"username":"u","password":123456}"#, "h", "d")
+            .unwrap_err();
+        assert!(
+            !err.contains("123456"),
+            "the error quotes the secret: {err}"
+        );
     }
 }

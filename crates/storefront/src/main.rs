@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lifeboat_contract::exit;
-use storefront::app::{self, ImagesSpec, SessionsSpec, Settings};
+use storefront::app::{self, ImagesSpec, PlatformDefaults, SessionsSpec, Settings};
 use storefront::control::ControlSpec;
 
 #[derive(Parser)]
@@ -40,32 +40,26 @@ struct Options {
         global = true
     )]
     listen: SocketAddr,
-    /// MySQL/MariaDB URL, e.g. mysql://user:password@127.0.0.1:3306/shop.
+    /// MySQL/MariaDB URL, e.g. mysql://user:password@127.0.0.1:3306/shop. Default (on AWS, feature aws): built
+    /// from DATABASE_HOST, DATABASE_NAME and the credentials in the secret DATABASE_SECRET_ARN.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
     /// The region this instance runs in, e.g. us-east-1.
     #[arg(long, env = "LIFEBOAT_REGION", global = true)]
     region: Option<String>,
     /// Control-plane source: static:<region>[:<epoch>], file:<path>, http://127.0.0.1:PORT or ssm:<prefix>.
-    /// Default: static:<this region> (this region active, epoch 1).
+    /// Default: ssm:$CONTROL_SSM_PREFIX when that is set (on AWS), else static:<this region> (this region
+    /// active, epoch 1).
     #[arg(long, env = "STOREFRONT_CONTROL", global = true)]
     control: Option<ControlSpec>,
-    /// Cart store: mysql, or dynamodb:<table> (feature aws).
-    #[arg(
-        long,
-        env = "STOREFRONT_SESSIONS",
-        default_value = "mysql",
-        global = true
-    )]
-    sessions: SessionsSpec,
+    /// Cart store: mysql, or dynamodb:<table> (feature aws). Default: dynamodb:$SESSIONS_TABLE when that is
+    /// set (on AWS), else mysql.
+    #[arg(long, env = "STOREFRONT_SESSIONS", global = true)]
+    sessions: Option<SessionsSpec>,
     /// Product images: local (served at /images/), or s3:<bucket>[/<prefix>] for presigned URLs (feature aws).
-    #[arg(
-        long,
-        env = "STOREFRONT_IMAGES",
-        default_value = "local",
-        global = true
-    )]
-    images: ImagesSpec,
+    /// Default: s3:$ASSETS_BUCKET/images when that is set (on AWS), else local.
+    #[arg(long, env = "STOREFRONT_IMAGES", global = true)]
+    images: Option<ImagesSpec>,
     /// Directory of product image files for local images.
     #[arg(long, env = "STOREFRONT_ASSETS_DIR", global = true)]
     assets_dir: Option<PathBuf>,
@@ -126,9 +120,32 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: Cli) -> i32 {
     let o = cli.options;
-    let Some(database_url) = o.database_url else {
-        eprintln!("error: no database; pass --database-url or set DATABASE_URL");
-        return exit::USAGE;
+    // On AWS the platform describes the deployment in variables of its own; they fill in what is unset.
+    let platform = match PlatformDefaults::from_lookup(|name| std::env::var(name).ok()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let database_url = match (o.database_url, &platform.database) {
+        (Some(url), _) => url,
+        (None, Some(database)) => {
+            match app::database_url_from_secret(database, o.region.as_deref()).await {
+                Ok(url) => url,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return exit::UNAVAILABLE;
+                }
+            }
+        }
+        (None, None) => {
+            eprintln!(
+                "error: no database; pass --database-url or set DATABASE_URL (or DATABASE_SECRET_ARN, DATABASE_HOST \
+                 and DATABASE_NAME)"
+            );
+            return exit::USAGE;
+        }
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&database_url).await,
@@ -137,16 +154,22 @@ async fn run(cli: Cli) -> i32 {
                 eprintln!("error: no region; pass --region or set LIFEBOAT_REGION");
                 return exit::USAGE;
             };
-            let control = o.control.unwrap_or(ControlSpec::Static {
-                active_region: region.clone(),
-                epoch: 1,
-            });
+            let control = o
+                .control
+                .or(platform.control)
+                .unwrap_or(ControlSpec::Static {
+                    active_region: region.clone(),
+                    epoch: 1,
+                });
             let settings = Settings {
                 region,
                 database_url,
                 control,
-                sessions: o.sessions,
-                images: o.images,
+                sessions: o
+                    .sessions
+                    .or(platform.sessions)
+                    .unwrap_or(SessionsSpec::Mysql),
+                images: o.images.or(platform.images).unwrap_or(ImagesSpec::Local),
                 assets_dir: o.assets_dir,
                 max_connections: o.max_connections,
                 serve_metrics: !in_lambda(),

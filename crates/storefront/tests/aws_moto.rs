@@ -175,6 +175,13 @@ impl Server {
     /// Start `storefront` in `REGION` on `db` with these extra flags, configured from the environment the way
     /// Lambda configures it (static credentials, the endpoint through `AWS_ENDPOINT_URL`).
     fn start(db: &TestDb, flags: &[String]) -> Self {
+        let mut args = vec!["--region".to_owned(), REGION.to_owned()];
+        args.extend_from_slice(flags);
+        Self::start_with(&args, &[("DATABASE_URL", db.url.as_str())])
+    }
+
+    /// Start `storefront` with these flags and variables only (besides the AWS endpoint and credentials).
+    fn start_with(flags: &[String], vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("storefront.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -182,19 +189,29 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(BIN)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--region", REGION])
-            .args(flags)
-            .env("DATABASE_URL", &db.url)
+        let mut command = Command::new(BIN);
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(flags);
+        // Nothing of the surrounding environment may configure the instance behind the test's back.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("STOREFRONT_")
+                || name.starts_with("AWS_")
+                || name.starts_with("DATABASE_")
+                || name.starts_with("LIFEBOAT_")
+                || ["SESSIONS_TABLE", "ASSETS_BUCKET", "CONTROL_SSM_PREFIX"]
+                    .contains(&name.as_str())
+            {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .envs(vars.iter().copied())
             .env("AWS_ENDPOINT_URL", aws_endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", REGION)
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("STOREFRONT_CONTROL")
-            .env_remove("STOREFRONT_SESSIONS")
-            .env_remove("STOREFRONT_IMAGES")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -801,4 +818,136 @@ async fn product_images_are_presigned_urls_of_the_assets_bucket() {
         .await
         .unwrap();
     expect_error(r, 404, "image_not_found").await;
+}
+
+#[test]
+fn the_storefront_reads_what_the_platform_declares() {
+    use lifeboat_platform::compute::env as platform;
+    use storefront::app::platform_env as ours;
+    assert_eq!(platform::DATABASE_SECRET_ARN, ours::DATABASE_SECRET_ARN);
+    assert_eq!(platform::DATABASE_HOST, ours::DATABASE_HOST);
+    assert_eq!(platform::DATABASE_NAME, ours::DATABASE_NAME);
+    assert_eq!(platform::SESSIONS_TABLE, ours::SESSIONS_TABLE);
+    assert_eq!(platform::ASSETS_BUCKET, ours::ASSETS_BUCKET);
+    assert_eq!(platform::CONTROL_SSM_PREFIX, ours::CONTROL_SSM_PREFIX);
+    assert_eq!(platform::REGION, "LIFEBOAT_REGION");
+    assert_eq!(
+        lifeboat_platform::storage::SESSIONS_KEY,
+        storefront::sessions::DYNAMO_KEY
+    );
+    assert_eq!(
+        lifeboat_platform::storage::SESSIONS_TTL_ATTRIBUTE,
+        storefront::sessions::DYNAMO_TTL_ATTRIBUTE
+    );
+}
+
+#[tokio::test]
+async fn the_platform_environment_alone_configures_an_instance_on_aws() {
+    use lifeboat_platform::compute::env;
+    let config = test_config();
+    let names = config.names();
+    let (table, bucket) = (names.sessions_table(), names.assets_bucket(REGION));
+    let aws = Aws::new().await;
+    aws.create_sessions_table(&table).await;
+    aws.put_param(&names.ssm_fence(), "lowered").await;
+    aws.put_param(&names.ssm_epoch(), "4").await;
+    aws.put_param(&names.ssm_active_region(), REGION).await;
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    aws.s3
+        .put_object()
+        .bucket(&bucket)
+        .key("images/epirb.svg")
+        .body(b"<svg/>".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    // A database user whose password needs encoding in a URL, as generated passwords do.
+    let db = TestDb::create().await;
+    let admin = MySqlPool::connect(&common::server_url()).await.unwrap();
+    let user = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let password = "p:w#d%x?y z&+=;!";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "GRANT ALL ON `{}`.* TO '{user}'@'127.0.0.1'",
+        db.name
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk_config().await)
+        .create_secret()
+        .name(names.database_secret())
+        .secret_string(json!({ "username": user, "password": password }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let server_address = common::server_url()
+        .rsplit_once('@')
+        .unwrap()
+        .1
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Exactly the variables the compute stack sets on the function, and no flags.
+    let prefix = names.ssm_prefix();
+    let server = Server::start_with(
+        &[],
+        &[
+            (env::REGION, REGION),
+            (env::DATABASE_SECRET_ARN, &secret_arn),
+            (env::DATABASE_HOST, &server_address),
+            (env::DATABASE_NAME, &db.name),
+            (env::SESSIONS_TABLE, &table),
+            (env::ASSETS_BUCKET, &bucket),
+            (env::CONTROL_SSM_PREFIX, &prefix),
+        ],
+    );
+    let client = server.ready(true).await;
+    assert!(
+        !server.log().contains(password),
+        "the log shows the database password"
+    );
+    let health = client.health_deep(None).await.unwrap();
+    assert_eq!(
+        health.report["control"]["source"],
+        format!("ssm:{prefix}"),
+        "{}",
+        health.report
+    );
+    assert_eq!(
+        health.report["session_store"]["kind"], "dynamodb",
+        "{}",
+        health.report
+    );
+    assert_eq!(health.report["epoch"], 4, "{}", health.report);
+
+    let cart = client.create_cart().await.unwrap().value.id;
+    client.add_item(&cart, 7, 1).await.unwrap();
+    assert_eq!(aws.items(&table).await.len(), 1);
+    let order = client.checkout(&cart, "platform-env-1").await.unwrap();
+    assert_eq!(order.order.epoch, 4);
+    let pool = MySqlPool::connect(&db.url).await.unwrap();
+    assert_eq!(count(&pool, "orders").await, 1);
+
+    let image = reqwest::Url::parse(&client.product(7).await.unwrap().image_url).unwrap();
+    assert_eq!(image.path(), format!("/{bucket}/images/epirb.svg"));
+    let fetched = reqwest::get(image).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), b"<svg/>");
+
+    drop(server);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP USER '{user}'@'127.0.0.1'"
+    )))
+    .execute(&admin)
+    .await;
 }
