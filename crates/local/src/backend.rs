@@ -28,6 +28,9 @@ use crate::events::{self, Event};
 use crate::mariadb::gtid_covers;
 use crate::runtime::Runtime;
 
+/// Bound of one readiness request to a storefront's `/health/deep`.
+const READINESS_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Extra wait beyond a lease, for the storefront's own clock and the answer's flight time.
 const LEASE_MARGIN: Duration = Duration::from_millis(250);
 
@@ -508,8 +511,11 @@ impl LocalBackend {
             Some(_) => RegionRole::Passive,
             None => RegionRole::Unknown,
         };
+        // Readiness is not on the detection path (the supervisor probes on its own, faster): a storefront
+        // busy with a full load gets time to answer rather than being called unhealthy, which would refuse
+        // a planned switchover exactly when it is under load.
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
+            .timeout(READINESS_PROBE_TIMEOUT)
             .build()
             .unwrap_or_default();
         let url = rt.storefront_url(region).unwrap_or_default();
@@ -539,6 +545,9 @@ impl LocalBackend {
             Ok(Some(r)) => Health::Unhealthy(format!(
                 "{url}/health/deep?expect={expect} answered {}",
                 r.status()
+            )),
+            Err(e) if e.is_timeout() => Health::Unhealthy(format!(
+                "{url}/health/deep?expect={expect} did not answer within {READINESS_PROBE_TIMEOUT:?}"
             )),
             Err(e) => Health::Unhealthy(format!("{url} did not answer: {e}")),
         };

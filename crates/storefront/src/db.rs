@@ -28,11 +28,27 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> Result<MySqlPool, sqlx::
         .connect_lazy_with(options))
 }
 
-pub async fn is_read_only(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+pub async fn is_read_only<'c>(db: impl sqlx::MySqlExecutor<'c>) -> Result<bool, sqlx::Error> {
     let v: i64 = sqlx::query_scalar("SELECT CAST(@@read_only AS SIGNED)")
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?;
     Ok(v != 0)
+}
+
+/// The epoch in the fencing row (`None` before migrations created it).
+pub async fn fence_epoch<'c>(db: impl sqlx::MySqlExecutor<'c>) -> Result<Option<u64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT epoch FROM lifeboat_fence WHERE id = 1")
+        .fetch_optional(db)
+        .await
+}
+
+/// A connection of its own for the health probes, outside the pool: when every pooled connection is busy
+/// with writes waiting for the replica's acknowledgement, `/health/deep` must still answer within its bound
+/// and say the truth (the database is reachable and in its role), not time out in the pool's queue and have
+/// the front door take a busy but healthy region out of service.
+pub async fn probe_connection(pool: &MySqlPool) -> Result<MySqlConnection, sqlx::Error> {
+    use sqlx::ConnectOptions;
+    pool.connect_options().connect().await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,12 +322,12 @@ pub struct ReplicationStatus {
     pub last_error: String,
 }
 
-pub async fn replication_status(
-    pool: &MySqlPool,
+pub async fn replication_status<'c>(
+    db: impl sqlx::MySqlExecutor<'c>,
 ) -> Result<Option<ReplicationStatus>, sqlx::Error> {
     // The text protocol: SHOW statements are not all preparable, and every column arrives as text.
     let Some(row) = sqlx::raw_sql("SHOW SLAVE STATUS")
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?
     else {
         return Ok(None);

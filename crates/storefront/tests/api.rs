@@ -715,6 +715,43 @@ async fn health_reports_role_epoch_and_database() {
 }
 
 #[tokio::test]
+async fn deep_health_tells_the_truth_while_every_pooled_connection_is_busy() {
+    let app = TestApp::start().await;
+    // A first write moves the fencing row to the epoch this instance holds.
+    app.filled_cart().await;
+    // Every connection of the service's pool taken, as when all of them wait on the replica's acknowledgement.
+    let mut held = Vec::new();
+    while let Ok(Ok(conn)) =
+        tokio::time::timeout(Duration::from_millis(300), app.state.pool.acquire()).await
+    {
+        held.push(conn);
+    }
+    assert_eq!(held.len(), 16, "the pool is exhausted");
+    let deep = app.client.health_deep(Some("active")).await.unwrap();
+    assert_eq!(deep.status, 200, "{}", deep.report);
+    assert_eq!(deep.report["database"]["reachable"], true);
+    assert_eq!(deep.report["database"]["fence_epoch"], 1);
+    assert_eq!(deep.report["session_store"]["ok"], true);
+    // And the probe's own connection is gone again: it does not leak one per check.
+    drop(held);
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        app.client.health_deep(Some("active")).await.unwrap();
+    }
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        after <= before + 1,
+        "{before} connections before, {after} after"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_database_makes_reads_503_and_deep_health_unhealthy() {
     // A port nothing listens on: the pool cannot connect.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
