@@ -419,6 +419,51 @@ async fn carts_live_in_dynamodb_and_follow_the_cart_rules() {
         .await
         .unwrap();
     expect_error(r, 400, "invalid_id").await;
+
+    // A cart past its expiry that DynamoDB has not deleted yet (it deletes lazily) is gone for the API.
+    let expired = uuid::Uuid::new_v4().to_string();
+    aws.dynamo
+        .put_item()
+        .table_name(&table)
+        .item(
+            lifeboat_platform::storage::SESSIONS_KEY,
+            AttributeValue::S(expired.clone()),
+        )
+        .item(
+            "items",
+            AttributeValue::S(r#"[{"product_id":2,"quantity":1}]"#.into()),
+        )
+        .item("version", AttributeValue::N("1".into()))
+        .item(
+            lifeboat_platform::storage::SESSIONS_TTL_ATTRIBUTE,
+            AttributeValue::N((unix_now() - 60).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = http
+        .get(server.url(&format!("/carts/{expired}")))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 404, "cart_not_found").await;
+    let r = post_json(
+        &http,
+        server.url(&format!("/carts/{expired}/items")),
+        json!({ "product_id": 3, "quantity": 1 }),
+    )
+    .await;
+    expect_error(r, 404, "cart_not_found").await;
+    aws.dynamo
+        .delete_item()
+        .table_name(&table)
+        .key(
+            lifeboat_platform::storage::SESSIONS_KEY,
+            AttributeValue::S(expired),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         aws.items(&table).await.len(),
         1,
