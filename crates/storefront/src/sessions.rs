@@ -190,6 +190,11 @@ pub const CART_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 
 pub const DYNAMO_KEY: &str = "id";
 /// The table's TTL attribute (epoch seconds); the platform's table enables TTL on it.
 pub const DYNAMO_TTL_ATTRIBUTE: &str = "expires_at";
+/// A fresh value written with every cart change. The SDK retries a write whose answer was lost, and if the first
+/// attempt landed, the retry fails its condition on the item the write itself produced; finding its own token
+/// in the item tells the writer that its change is in, so it neither reports a failure nor applies it twice.
+#[cfg(feature = "aws")]
+const DYNAMO_WRITE_TOKEN: &str = "write_token";
 /// A key no cart can have (cart ids are UUIDs): `/health/deep` reads it to learn whether the table answers,
 /// with GetItem, which the storefront's IAM policy grants (DescribeTable it does not).
 #[cfg(feature = "aws")]
@@ -213,6 +218,11 @@ impl DynamoSessions {
     }
 
     async fn load(&self, id: &str) -> Result<Option<Cart>, ApiError> {
+        Ok(self.load_with_token(id).await?.map(|(cart, _)| cart))
+    }
+
+    /// The cart and the token of the write that produced it.
+    async fn load_with_token(&self, id: &str) -> Result<Option<(Cart, Option<String>)>, ApiError> {
         use aws_sdk_dynamodb::types::AttributeValue;
         let out = self
             .client
@@ -243,12 +253,35 @@ impl DynamoSessions {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        Ok(Some(Cart {
-            id: id.to_owned(),
-            items: decode_items(id, items)?,
-            version,
-        }))
+        let token = item
+            .get(DYNAMO_WRITE_TOKEN)
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(Some((
+            Cart {
+                id: id.to_owned(),
+                items: decode_items(id, items)?,
+                version,
+            },
+            token,
+        )))
     }
+
+    /// Whether the write that carried `token` is the one the item holds now.
+    async fn holds_write(&self, id: &str, token: &str) -> Result<bool, ApiError> {
+        Ok(self
+            .load_with_token(id)
+            .await?
+            .is_some_and(|(_, stored)| stored.as_deref() == Some(token)))
+    }
+}
+
+#[cfg(feature = "aws")]
+fn is_condition_failure<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
 }
 
 #[cfg(feature = "aws")]
@@ -284,17 +317,25 @@ impl SessionStore for DynamoSessions {
         use aws_sdk_dynamodb::types::AttributeValue;
         Box::pin(async move {
             permit.check_fence().await?;
-            self.client
+            let token = uuid::Uuid::new_v4().to_string();
+            let result = self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .item(DYNAMO_KEY, AttributeValue::S(id.to_owned()))
                 .item("items", AttributeValue::S("[]".into()))
                 .item("version", AttributeValue::N("0".into()))
                 .item(DYNAMO_TTL_ATTRIBUTE, cart_expiry())
+                .item(DYNAMO_WRITE_TOKEN, AttributeValue::S(token.clone()))
                 .condition_expression("attribute_not_exists(id)")
                 .send()
-                .await
-                .map_err(|e| dynamo_error(&self.table, e))?;
+                .await;
+            match result {
+                Ok(_) => {}
+                // A retried create whose first attempt landed.
+                Err(e) if is_condition_failure(&e) && self.holds_write(id, &token).await? => {}
+                Err(e) => return Err(dynamo_error(&self.table, e)),
+            }
             Ok(Cart {
                 id: id.to_owned(),
                 items: Vec::new(),
@@ -317,11 +358,26 @@ impl SessionStore for DynamoSessions {
         use aws_sdk_dynamodb::types::AttributeValue;
         Box::pin(async move {
             // Optimistic concurrency: a concurrent change makes the condition fail; read again and retry.
-            for _ in 0..5 {
-                let mut cart = self.load(id).await?.ok_or_else(|| cart_not_found(id))?;
+            // `pending` is the token and result of an attempt whose condition failed: if the item holds that
+            // token, the attempt landed after all (the SDK retried it after losing the answer).
+            let mut pending: Option<(String, Cart)> = None;
+            for attempt in 0..=5 {
+                let (mut cart, stored) = self
+                    .load_with_token(id)
+                    .await?
+                    .ok_or_else(|| cart_not_found(id))?;
+                if let Some((token, written)) = pending.take()
+                    && stored.as_deref() == Some(token.as_str())
+                {
+                    return Ok(written);
+                }
+                if attempt == 5 {
+                    break;
+                }
                 let expected = cart.version;
                 add_to_cart(&mut cart, product_id, quantity)?;
                 permit.check_fence().await?;
+                let token = uuid::Uuid::new_v4().to_string();
                 let result = self
                     .client
                     .put_item()
@@ -330,6 +386,7 @@ impl SessionStore for DynamoSessions {
                     .item("items", AttributeValue::S(encode_items(&cart.items)?))
                     .item("version", AttributeValue::N(cart.version.to_string()))
                     .item(DYNAMO_TTL_ATTRIBUTE, cart_expiry())
+                    .item(DYNAMO_WRITE_TOKEN, AttributeValue::S(token.clone()))
                     .condition_expression("version = :expected")
                     .expression_attribute_values(
                         ":expected",
@@ -339,12 +396,7 @@ impl SessionStore for DynamoSessions {
                     .await;
                 match result {
                     Ok(_) => return Ok(cart),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                    {
-                        continue;
-                    }
+                    Err(e) if is_condition_failure(&e) => pending = Some((token, cart)),
                     Err(e) => return Err(dynamo_error(&self.table, e)),
                 }
             }

@@ -1015,3 +1015,120 @@ async fn the_platform_environment_alone_configures_an_instance_on_aws() {
     .execute(&admin)
     .await;
 }
+
+/// A proxy in front of the AWS endpoint that loses the answer to the first conditional cart update: the update
+/// lands in the table, the caller's connection drops, and the SDK sends the request again. Returns the proxy's
+/// URL and how many answers it dropped.
+async fn proxy_losing_one_answer() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One HTTP/1.1 message: the head and a body of Content-Length bytes.
+    async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+        let mut message = Vec::new();
+        let mut byte = [0u8; 1];
+        while !message.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.ok()? == 0 {
+                return None;
+            }
+            message.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&message).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.ok()?;
+        message.extend_from_slice(&body);
+        Some(message)
+    }
+
+    let upstream = reqwest::Url::parse(&aws_endpoint()).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap()
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&dropped);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, dropped) = (upstream.clone(), Arc::clone(&counter));
+            tokio::spawn(async move {
+                while let Some(request) = read_message(&mut client).await {
+                    let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let lose = text.contains("dynamodb_20120810.putitem")
+                        && text.contains("version = :expected")
+                        && dropped
+                            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok();
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    if server.write_all(&request).await.is_err() {
+                        return;
+                    }
+                    let Some(response) = read_message(&mut server).await else {
+                        return;
+                    };
+                    if lose {
+                        // The write is done upstream; the caller never hears of it.
+                        return;
+                    }
+                    if client.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, dropped)
+}
+
+#[tokio::test]
+async fn a_cart_update_whose_answer_was_lost_is_applied_once() {
+    let config = test_config();
+    let table = config.names().sessions_table();
+    let aws = Aws::new().await;
+    aws.create_sessions_table(&table).await;
+    let (proxy, dropped) = proxy_losing_one_answer().await;
+    let db = TestDb::create().await;
+    let server = Server::start_with(
+        &[
+            "--region".into(),
+            REGION.into(),
+            format!("--sessions=dynamodb:{table}"),
+        ],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", proxy.as_str()),
+        ],
+    );
+    let client = server.ready(true).await;
+
+    let cart = client.create_cart().await.unwrap().value.id;
+    let added = client.add_item(&cart, 3, 2).await.unwrap_or_else(|e| {
+        panic!(
+            "the add failed: {e}; the storefront's log:\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the proxy lost no answer, so the test proved nothing"
+    );
+    let once = vec![CartItem {
+        product_id: 3,
+        quantity: 2,
+    }];
+    assert_eq!(added.value.items, once);
+    let stored = client.cart(&cart).await.unwrap();
+    assert_eq!(stored.items, once, "the retried update was applied twice");
+    assert_eq!(stored.version, 1);
+}
