@@ -438,9 +438,19 @@ impl LocalBackend {
             let status = returning.status().await.map_err(unavailable)?;
             let replica = status.replica.clone();
             if let Some(r) = &replica {
-                if r.running() {
-                    let pos = primary.status().await.map_err(unavailable)?.gtid_binlog_pos;
-                    let caught_up = gtid_covers(&status.gtid_slave_pos, &pos);
+                let pos = if r.running() {
+                    Some(primary.status().await.map_err(unavailable)?.gtid_binlog_pos)
+                } else {
+                    None
+                };
+                let caught_up = pos
+                    .as_ref()
+                    .is_some_and(|pos| gtid_covers(&status.gtid_slave_pos, pos));
+                // Wait for the catch-up too (within the same bound): the failback's preflight right after
+                // wants the lag under the switchover limit, and a restarted server replays what it missed.
+                if let Some(pos) = pos
+                    && (caught_up || tokio::time::Instant::now() >= deadline)
+                {
                     return Ok(StepOutput::detail(format!(
                         "{}{} replicates from {} ({})",
                         if started { "database restarted; " } else { "" },
@@ -452,7 +462,11 @@ impl LocalBackend {
                             format!("catching up to {pos}")
                         }
                     ))
-                    .with_lag_ms(r.seconds_behind_master.unwrap_or(0) * 1000));
+                    .with_lag_ms(if caught_up {
+                        0
+                    } else {
+                        r.seconds_behind_master.unwrap_or(0) * 1000
+                    }));
                 }
                 if !r.last_io_error.is_empty() || !r.last_sql_error.is_empty() {
                     // Diverged history (a transaction the old primary committed that never replicated):
