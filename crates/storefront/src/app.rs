@@ -313,6 +313,9 @@ pub async fn build_with_control(
         images,
         metrics,
         serve_metrics: settings.serve_metrics,
+        write_admission: Arc::new(tokio::sync::Semaphore::new(
+            (settings.max_connections as usize).max(1) * crate::api::WRITES_PER_CONNECTION,
+        )),
     }))
 }
 

@@ -715,6 +715,52 @@ async fn health_reports_role_epoch_and_database() {
 }
 
 #[tokio::test]
+async fn writes_beyond_the_admitted_number_are_refused_at_once_and_reads_are_not() {
+    let app = TestApp::start().await;
+    let cart = app.filled_cart().await;
+    let orders_before = app.count("orders").await;
+    // Every admission permit taken, as by as many writes in progress.
+    let permits = app.state.write_admission.available_permits() as u32;
+    assert_eq!(permits, 32, "two writes per pooled connection");
+    let held = std::sync::Arc::clone(&app.state.write_admission)
+        .try_acquire_many_owned(permits)
+        .unwrap();
+    let refused = app
+        .http
+        .post(app.url("/checkout"))
+        .header("Idempotency-Key", "admission-1")
+        .json(&json!({ "cart_id": cart }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    expect_error(refused, 503, "overloaded").await;
+    assert_eq!(app.count("orders").await, orders_before, "nothing written");
+    let read = app.http.get(app.url("/products")).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let health = app.client.health_deep(Some("active")).await.unwrap();
+    assert_eq!(health.status, 200, "{}", health.report);
+
+    drop(held);
+    let order = app
+        .http
+        .post(app.url("/checkout"))
+        .header("Idempotency-Key", "admission-1")
+        .json(&json!({ "cart_id": cart }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 201);
+    assert_eq!(app.count("orders").await, orders_before + 1);
+}
+
+#[tokio::test]
 async fn deep_health_tells_the_truth_while_every_pooled_connection_is_busy() {
     let app = TestApp::start().await;
     // A first write moves the fencing row to the epoch this instance holds.
@@ -944,7 +990,8 @@ async fn writers_do_not_queue_up_behind_a_silent_control_source() {
         sessions: storefront::app::SessionsSpec::Mysql,
         images: storefront::app::ImagesSpec::Local,
         assets_dir: None,
-        max_connections: 4,
+        // Two admitted writes per connection: all 16 writers below get past admission to the gate.
+        max_connections: 8,
         serve_metrics: true,
     };
     let state = storefront::app::build_with_control(&settings, std::sync::Arc::new(Unanswering))

@@ -42,7 +42,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `/metrics` is served by local servers; behind an ALB in Lambda CloudWatch takes that role.
     pub serve_metrics: bool,
+    /// Admission for writes: one permit per write in progress (see [`admit_writes`]).
+    pub write_admission: Arc<tokio::sync::Semaphore>,
 }
+
+/// Writes admitted at once per database connection: enough to keep every connection busy while others wait
+/// on the replica's acknowledgement, few enough that no write waits long for a connection.
+pub const WRITES_PER_CONNECTION: usize = 2;
 
 pub type SharedState = Arc<AppState>;
 
@@ -64,6 +70,7 @@ pub fn router(state: SharedState) -> Router {
     }
     routes
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), admit_writes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record_metrics))
         .layer(
             ServiceBuilder::new()
@@ -86,6 +93,30 @@ pub fn router(state: SharedState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)
+}
+
+/// Load shedding for writes. Beyond the admitted number, a write is refused at once (503 `overloaded`,
+/// `Retry-After: 1`) instead of queueing for a database connection: a queue only turns an overload into
+/// timeouts, and clients that time out retry, which keeps the overload going after its cause is gone (a
+/// region that just took over receives the retries of every checkout the switchover held up). Refused
+/// writes did nothing, so a retry is always safe; reads are never refused here.
+async fn admit_writes(State(app): State<SharedState>, req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    match Arc::clone(&app.write_admission).try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(req).await;
+            drop(permit);
+            response
+        }
+        Err(_) => ApiError::unavailable(
+            "overloaded",
+            "this region is at its limit of writes in progress; retry in a second",
+            None,
+        )
+        .into_response(),
+    }
 }
 
 async fn record_metrics(State(app): State<SharedState>, req: Request, next: Next) -> Response {

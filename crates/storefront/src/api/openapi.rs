@@ -19,7 +19,7 @@ fn json_response(description: &str, schema: &str) -> Value {
 
 fn refused() -> Value {
     json!({
-        "description": "Write refused: this region is passive (`region_passive`), the write fence is raised (`write_fenced`), the database is fenced at a newer epoch (`stale_epoch`) or this instance cannot confirm its role (`control_unreachable`). `active_region` names where writes go. Retry after `Retry-After` seconds.",
+        "description": "Write refused: this region is passive (`region_passive`), the write fence is raised (`write_fenced`), the database is fenced at a newer epoch (`stale_epoch`) or this instance cannot confirm its role (`control_unreachable`); or this region is at its limit of writes in progress (`overloaded`, nothing was done). `active_region` names where writes go. Retry after `Retry-After` seconds.",
         "headers": {
             "Retry-After": { "schema": { "type": "integer" } },
             "X-Lifeboat-Region": { "$ref": "#/components/headers/X-Lifeboat-Region" }
