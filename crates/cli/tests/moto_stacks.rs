@@ -42,6 +42,18 @@ fn lifeboat(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `lifeboat ARGS --endpoint-url <moto>`, asserts exit 0 and returns its JSON output.
+fn ok_json(dir: &Path, endpoint: &str, args: &[&str]) -> Value {
+    let output = lifeboat(dir, endpoint, args).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(exit::OK),
+        "lifeboat {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    json_of(&output)
+}
+
 fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
@@ -103,21 +115,13 @@ async fn deploy_twice_diff_status_and_destroy_the_networking_stacks_of_both_regi
         .success();
 
     // 1. The first deploy creates both stacks, and with them a VPC in each region.
-    let first = lifeboat(
+    let first = ok_json(
         dir.path(),
         &endpoint,
         &[&["deploy", "--yes", "--json"][..], &networking].concat(),
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        first.status.code(),
-        Some(exit::OK),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
     );
     assert_eq!(
-        per_stack(&json_of(&first), "outcome"),
+        per_stack(&first, "outcome"),
         vec![
             ("networking-primary".to_owned(), "created".to_owned()),
             ("networking-standby".to_owned(), "created".to_owned()),
@@ -129,25 +133,17 @@ async fn deploy_twice_diff_status_and_destroy_the_networking_stacks_of_both_regi
     assert_eq!(standby_vpcs.len(), 1, "one VPC in {STANDBY}");
 
     // 2. A second deploy changes nothing and says so for every stack.
-    let second = lifeboat(
+    let second = ok_json(
         dir.path(),
         &endpoint,
         &[&["deploy", "--yes", "--json"][..], &networking].concat(),
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        second.status.code(),
-        Some(exit::OK),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
     );
     assert!(
-        per_stack(&json_of(&second), "outcome")
+        per_stack(&second, "outcome")
             .iter()
             .all(|(_, outcome)| outcome == "unchanged"),
         "{:?}",
-        json_of(&second)
+        second
     );
     assert_eq!(
         vpcs_of(&endpoint, PRIMARY, &environment).await,
@@ -155,20 +151,11 @@ async fn deploy_twice_diff_status_and_destroy_the_networking_stacks_of_both_regi
     );
 
     // 3. diff: both stacks exist and nothing would change; no change set is left behind.
-    let diff = lifeboat(
+    let diff = ok_json(
         dir.path(),
         &endpoint,
         &[&["diff", "--json"][..], &networking].concat(),
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        diff.status.code(),
-        Some(exit::OK),
-        "{}",
-        String::from_utf8_lossy(&diff.stderr)
     );
-    let diff = json_of(&diff);
     assert_eq!(
         per_stack(&diff, "diff"),
         vec![
@@ -219,20 +206,12 @@ async fn deploy_twice_diff_status_and_destroy_the_networking_stacks_of_both_regi
     //    engine's own moto test does. Everything else, the VPCs included, is lifeboat's to delete.
     remove_what_moto_cannot_delete(&endpoint, PRIMARY, &primary_vpcs[0]).await;
     remove_what_moto_cannot_delete(&endpoint, STANDBY, &standby_vpcs[0]).await;
-    let destroy = lifeboat(
+    let destroy = ok_json(
         dir.path(),
         &endpoint,
         &[&["destroy", "--yes", "--json"][..], &networking].concat(),
-    )
-    .output()
-    .unwrap();
-    assert_eq!(
-        destroy.status.code(),
-        Some(exit::OK),
-        "{}",
-        String::from_utf8_lossy(&destroy.stderr)
     );
-    let mut outcomes = per_stack(&json_of(&destroy), "outcome");
+    let mut outcomes = per_stack(&destroy, "outcome");
     outcomes.sort();
     assert_eq!(
         outcomes,
