@@ -169,12 +169,19 @@ impl SessionStore for MysqlSessions {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        // Over a connection of its own, like the rest of `/health/deep`: a pool busy with writes must not
+        // make the carts table look unreachable.
         Box::pin(async move {
-            sqlx::query("SELECT 1 FROM carts LIMIT 1")
-                .fetch_optional(&self.pool)
+            let mut conn = crate::db::probe_connection(&self.pool)
+                .await
+                .map_err(|e| format!("carts table: {e}"))?;
+            let result = sqlx::query("SELECT 1 FROM carts LIMIT 1")
+                .fetch_optional(&mut conn)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("carts table: {e}"))
+                .map_err(|e| format!("carts table: {e}"));
+            let _ = sqlx::Connection::close(conn).await;
+            result
         })
     }
 

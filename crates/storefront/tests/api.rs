@@ -725,14 +725,17 @@ async fn writes_beyond_the_admitted_number_are_refused_at_once_and_reads_are_not
     let held = std::sync::Arc::clone(&app.state.write_admission)
         .try_acquire_many_owned(permits)
         .unwrap();
-    let refused = app
-        .http
-        .post(app.url("/checkout"))
-        .header("Idempotency-Key", "admission-1")
-        .json(&json!({ "cart_id": cart }))
-        .send()
-        .await
-        .unwrap();
+    // The same checkout, first refused, then (permits free again) accepted.
+    let checkout = || async {
+        app.http
+            .post(app.url("/checkout"))
+            .header("Idempotency-Key", "admission-1")
+            .json(&json!({ "cart_id": cart }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = checkout().await;
     assert_eq!(
         refused
             .headers()
@@ -748,14 +751,7 @@ async fn writes_beyond_the_admitted_number_are_refused_at_once_and_reads_are_not
     assert_eq!(health.status, 200, "{}", health.report);
 
     drop(held);
-    let order = app
-        .http
-        .post(app.url("/checkout"))
-        .header("Idempotency-Key", "admission-1")
-        .json(&json!({ "cart_id": cart }))
-        .send()
-        .await
-        .unwrap();
+    let order = checkout().await;
     assert_eq!(order.status(), 201);
     assert_eq!(app.count("orders").await, orders_before + 1);
 }

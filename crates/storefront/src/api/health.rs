@@ -115,8 +115,6 @@ pub async fn deep(
         replication: None,
         error: None,
     };
-    // Carts kept in this same database are checked over the probe's connection too, for the same reason.
-    let mut carts_in_database: Option<Result<(), String>> = None;
     match probe("connecting", db::probe_connection(&app.pool)).await {
         Ok(mut conn) => {
             match probe("read_only", db::is_read_only(&mut conn)).await {
@@ -136,29 +134,14 @@ pub async fn deep(
                 }
                 Err(e) => database.error = Some(e),
             }
-            if app.sessions.describe() == "mysql" {
-                carts_in_database = Some(
-                    probe(
-                        "carts table",
-                        sqlx::query("SELECT 1 FROM carts LIMIT 1").fetch_optional(&mut conn),
-                    )
-                    .await
-                    .map(|_| ()),
-                );
-            }
             // A polite goodbye keeps the server's log free of aborted connections; bounded like the rest.
             let _ = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, sqlx::Connection::close(conn)).await;
         }
         Err(e) => database.error = Some(e),
     }
 
-    let session_check = async {
-        match carts_in_database {
-            Some(result) => Ok(result),
-            None => tokio::time::timeout(HEALTH_PROBE_TIMEOUT, app.sessions.check()).await,
-        }
-    };
-    let session_store = match session_check.await {
+    let session_store = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, app.sessions.check()).await
+    {
         Ok(Ok(())) => SessionReport {
             kind: app.sessions.describe(),
             ok: true,
