@@ -2,13 +2,14 @@
 //!
 //! | step | AWS calls |
 //! |---|---|
-//! | readiness | RDS DescribeGlobalClusters / DescribeDBClusters, CloudWatch `AuroraGlobalDBReplicationLag`, a real GET of each region's `/health/deep`, Route 53 health checks, CloudWatch alarms in ALARM, SSM control parameters, DynamoDB DescribeTable, S3 GetBucketReplication |
+//! | readiness | RDS DescribeGlobalClusters / DescribeDBClusters, CloudWatch `AuroraGlobalDBReplicationLag`, Lambda Invoke of each region's storefront with the load balancer's event for `GET /health/deep`, Route 53 health checks, CloudWatch alarms in ALARM, SSM control parameters, DynamoDB DescribeTable, S3 GetBucketReplication |
 //! | prescale-standby | CloudWatch `ServerlessDatabaseCapacity` peak of the primary, RDS ModifyDBCluster (ServerlessV2 MinCapacity), Lambda Get/PutFunctionConcurrency |
 //! | raise-fence / lower-fence | SSM PutParameter `epoch`, `fence`, `active-region` |
-//! | wait-drained | CloudWatch `AuroraGlobalDBReplicationLag` of the target, until at or under the bound, twice in a row |
-//! | promote | RDS SwitchoverGlobalCluster (planned) or FailoverGlobalCluster with AllowDataLoss, then DescribeGlobalClusters until the target is the writer |
-//! | shift-traffic | Route 53 UpdateHealthCheck (Inverted) on the primary's health check |
-//! | verify | a real GET of the new primary's `/health/deep` |
+//! | wait-drained | RDS DescribeGlobalClusters / DescribeDBClusters until the switchover can start: target a connected secondary, both clusters available, no operation under way (the switchover itself synchronizes: RPO 0) |
+//! | promote | RDS SwitchoverGlobalCluster (planned) or FailoverGlobalCluster with AllowDataLoss, then DescribeGlobalClusters (`FailoverState`, `IsWriter`) until the target is the writer and the operation is over |
+//! | shift-traffic | Route 53 UpdateHealthCheck: the gaining region's check follows its endpoint, the losing region's is forced unhealthy (disabled and inverted) |
+//! | verify | Lambda Invoke of the new primary's storefront for `GET /health/deep` |
+//! | reprotect | RDS DescribeGlobalClusters / DescribeDBClusters / DescribeDBClusterSnapshots: the returned region's cluster is a connected secondary again; the snapshot Aurora took of it is named |
 //! | notify | SNS Publish |
 //! | record-active-region | SSM PutParameter `active-region` |
 //!
@@ -16,8 +17,8 @@
 //! (best effort when that region is unreachable; the detail says so). Every operation reads before it
 //! writes, so a re-run after a crash finds its effect in place and succeeds without acting again.
 
-use std::time::Duration;
-
+use aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterError;
+use aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterError;
 use aws_sdk_ssm::types::ParameterType;
 use futures::future::join_all;
 use lifeboat_runbook::backend::BackendResult;
@@ -29,8 +30,8 @@ use lifeboat_runbook::{
 use tokio::sync::OnceCell;
 
 use crate::clients::{Clients, RegionClients};
-use crate::errors::{error_code, sdk_error};
-use crate::observe::{self, ControlParams};
+use crate::errors::sdk_error;
+use crate::observe::{self, ControlParams, GlobalClusterView};
 use crate::topology::Topology;
 use crate::traffic::{self, Route53Ids};
 
@@ -39,20 +40,14 @@ use crate::traffic::{self, Route53Ids};
 pub struct AwsBackend {
     clients: Clients,
     topology: Topology,
-    http: reqwest::Client,
     route53_ids: OnceCell<Route53Ids>,
 }
 
 impl AwsBackend {
     pub fn new(clients: Clients, topology: Topology) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("lifeboat-dr/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         AwsBackend {
             clients,
             topology,
-            http,
             route53_ids: OnceCell::new(),
         }
     }
@@ -157,6 +152,18 @@ impl AwsBackend {
         Ok(true)
     }
 
+    /// The global cluster as `region`'s RDS API reports it; an error when it does not exist.
+    async fn global_view(&self, region: &RegionClients) -> BackendResult<GlobalClusterView> {
+        observe::global_cluster(region, &self.topology.global_cluster_id)
+            .await?
+            .ok_or_else(|| {
+                BackendError::rejected(format!(
+                    "Aurora global cluster {} does not exist (seen from {})",
+                    self.topology.global_cluster_id, region.region
+                ))
+            })
+    }
+
     /// The writer of the global cluster as `region` sees it: `Ok(Some(true))` when `cluster_id` is the
     /// writer, `Some(false)` when it is a member and not the writer, `None` when it is not a member.
     async fn writer_state(
@@ -164,18 +171,7 @@ impl AwsBackend {
         region: &RegionClients,
         cluster_id: &str,
     ) -> BackendResult<Option<bool>> {
-        let members = observe::global_cluster_members(region, &self.topology.global_cluster_id)
-            .await?
-            .ok_or_else(|| {
-                BackendError::rejected(format!(
-                    "Aurora global cluster {} does not exist (seen from {})",
-                    self.topology.global_cluster_id, region.region
-                ))
-            })?;
-        Ok(members
-            .iter()
-            .find(|m| observe::arn_names_cluster(&m.cluster_arn, cluster_id))
-            .map(|m| m.is_writer))
+        Ok(self.global_view(region).await?.writer_state(cluster_id))
     }
 
     async fn observe_region(&self, region: &str, dns_target: Option<&str>) -> RegionReadiness {
@@ -196,18 +192,14 @@ impl AwsBackend {
         };
         let mut notes = params.problems.clone();
 
-        let storefront = async {
-            match &params.endpoint {
-                Some(endpoint) => {
-                    let url = observe::endpoint_url(endpoint, &self.topology.deep_health_path);
-                    observe::http_health(&self.http, &url, self.topology.bounds.http_timeout).await
-                }
-                None => Health::Unknown(format!(
-                    "parameter {} is not set in {region}",
-                    self.topology.ssm_endpoint(region)
-                )),
-            }
-        };
+        // The storefront function itself, asked as its load balancer asks it: no certificate, DNS name or
+        // listener stands between the probe and the answer, with or without HTTPS configured.
+        let storefront = observe::invoke_health(
+            clients,
+            &self.topology.storefront_function,
+            &self.topology.deep_health_path,
+            &[],
+        );
         let database = self.observe_database(clients, region);
         let sessions = observe::session_replica(clients, &self.topology.sessions_table);
         let assets = self.observe_assets(region);
@@ -536,43 +528,136 @@ impl AwsBackend {
         ))
     }
 
-    /// Polls the target's replication lag until it is at or under the drained bound on
-    /// `drained_observations` consecutive reads, or `limit` passes (then `NotYet` with the lag last seen).
-    async fn poll_drained(&self, ctx: &StepContext, limit: Duration) -> BackendResult<StepOutput> {
+    /// Publishes the active region's control state (active region, epoch, fence) to `ctx.to` where that
+    /// region holds an older one; returns what it did, for the step's detail.
+    async fn tell_returned_region(&self, ctx: &StepContext) -> BackendResult<String> {
+        let active = self.clients.region(&ctx.from)?;
+        let returned = self.clients.region(&ctx.to)?;
+        let truth = self.params(active).await?;
+        let held = self.params(returned).await?;
+        let (Some(epoch), Some(active_region)) = (truth.epoch, truth.active_region.as_deref())
+        else {
+            return Ok(String::new());
+        };
+        if held.epoch.is_some_and(|e| e >= epoch) {
+            return Ok(String::new());
+        }
+        let fence = truth.fence_raised.unwrap_or(false);
+        self.publish_control(returned, epoch, Some(active_region), fence)
+            .await?;
+        Ok(format!(
+            "{} held epoch {} and was told epoch {epoch} ({active_region} active); ",
+            ctx.to,
+            held.epoch.map_or("none".to_owned(), |e| e.to_string())
+        ))
+    }
+
+    /// Whether a switchover to `ctx.to` can start now: `Ok(detail)` when it can, `Err(reason)` when not yet.
+    async fn switchover_ready(&self, ctx: &StepContext) -> BackendResult<Result<String, String>> {
         let to = self.clients.region(&ctx.to)?;
-        let cluster = self.cluster_id(&ctx.to)?;
-        let bounds = &self.topology.bounds;
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut good = 0;
-        let mut last = None;
-        loop {
-            match observe::replication_lag_ms(to, cluster).await? {
-                Some(lag) => {
-                    last = Some(lag);
-                    if lag <= bounds.drained_lag_ms {
-                        good += 1;
-                        if good >= bounds.drained_observations {
-                            return Ok(StepOutput::detail(format!(
-                                "{cluster} replication lag {lag} ms on {good} consecutive reads"
-                            ))
-                            .with_lag_ms(lag));
-                        }
-                    } else {
-                        good = 0;
-                    }
-                }
-                None => good = 0,
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let seen = last.map_or("no lag datapoints".to_owned(), |l| {
-                    format!("lag last seen {l} ms")
-                });
-                return Err(BackendError::not_yet(format!(
-                    "{cluster} in {} has not drained: {seen} (bound {} ms)",
-                    ctx.to, bounds.drained_lag_ms
+        let target_id = self.cluster_id(&ctx.to)?;
+        let source_id = self.cluster_id(&ctx.from)?;
+        let view = self.global_view(to).await?;
+        if let Some(op) = &view.operation {
+            return Ok(Err(format!(
+                "{} is busy: {} from {} to {}",
+                self.topology.global_cluster_id,
+                op.status,
+                op.from_cluster_arn.as_deref().unwrap_or("?"),
+                op.to_cluster_arn.as_deref().unwrap_or("?")
+            )));
+        }
+        let Some(member) = view
+            .members
+            .iter()
+            .find(|m| observe::arn_names_cluster(&m.cluster_arn, target_id))
+        else {
+            return Err(BackendError::rejected(format!(
+                "{target_id} is not a member of global cluster {}: re-protect it first",
+                self.topology.global_cluster_id
+            )));
+        };
+        if member.is_writer {
+            return Ok(Ok(format!("{target_id} already is the writer")));
+        }
+        if let Some(sync) = member
+            .synchronization
+            .as_deref()
+            .filter(|s| *s != "connected")
+        {
+            return Ok(Err(format!(
+                "{target_id} is a secondary whose synchronization is {sync}, not connected"
+            )));
+        }
+        for (region, id) in [(&ctx.to, target_id), (&ctx.from, source_id)] {
+            let info = observe::cluster_info(self.clients.region(region)?, id).await?;
+            if info.status != "available" {
+                return Ok(Err(format!(
+                    "{id} in {region} is {}, not available",
+                    info.status
                 )));
             }
-            tokio::time::sleep(bounds.poll_interval).await;
+        }
+        Ok(Ok(format!(
+            "{target_id} is a connected secondary, {source_id} and {target_id} are available, no operation under way"
+        )))
+    }
+
+    /// One promotion request; `Ok(false)` when Aurora refused it for the global or regional cluster's state
+    /// (the next observation says why), other errors as they are.
+    async fn request_promotion(
+        &self,
+        ctx: &StepContext,
+        target_arn: &str,
+        allow_data_loss: bool,
+    ) -> BackendResult<Result<(), String>> {
+        let to = self.clients.region(&ctx.to)?;
+        let global = &self.topology.global_cluster_id;
+        // A state fault means "not now": another operation is under way, or a cluster is not available.
+        // The caller looks at the global cluster again to learn which.
+        if allow_data_loss {
+            match to
+                .rds
+                .failover_global_cluster()
+                .global_cluster_identifier(global)
+                .target_db_cluster_identifier(target_arn)
+                .allow_data_loss(true)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Ok(())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s: &FailoverGlobalClusterError| {
+                            s.is_invalid_global_cluster_state_fault()
+                                || s.is_invalid_db_cluster_state_fault()
+                        }) =>
+                {
+                    Ok(Err(sdk_error("FailoverGlobalCluster", &ctx.to, e).message))
+                }
+                Err(e) => Err(sdk_error("FailoverGlobalCluster", &ctx.to, e)),
+            }
+        } else {
+            match to
+                .rds
+                .switchover_global_cluster()
+                .global_cluster_identifier(global)
+                .target_db_cluster_identifier(target_arn)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Ok(())),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s: &SwitchoverGlobalClusterError| {
+                            s.is_invalid_global_cluster_state_fault()
+                                || s.is_invalid_db_cluster_state_fault()
+                        }) =>
+                {
+                    Ok(Err(sdk_error("SwitchoverGlobalCluster", &ctx.to, e).message))
+                }
+                Err(e) => Err(sdk_error("SwitchoverGlobalCluster", &ctx.to, e)),
+            }
         }
     }
 }
@@ -662,9 +747,42 @@ impl DrBackend for AwsBackend {
         ctx: &'a StepContext,
     ) -> BoxFuture<'a, BackendResult<StepOutput>> {
         Box::pin(async move {
-            let limit = self.topology.bounds.poll_interval
-                * (self.topology.bounds.drained_observations + 10);
-            self.poll_drained(ctx, limit).await
+            // SwitchoverGlobalCluster synchronizes the secondary with the primary before it changes any role,
+            // so its RPO is 0 by design
+            // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html#aurora-global-database-disaster-recovery.managed-failover).
+            // Draining is Aurora's job; polling a one-minute CloudWatch metric for a zero lag would read the same
+            // datapoint twice or none at all. What must hold before the request is what the switchover
+            // needs: a connected secondary, both clusters available, no other operation under way.
+            let deadline = tokio::time::Instant::now()
+                + self.topology.bounds.poll_interval
+                    * (self.topology.bounds.drained_observations + 10);
+            loop {
+                match self.switchover_ready(ctx).await? {
+                    Ok(detail) => {
+                        let to = self.clients.region(&ctx.to)?;
+                        let lag = observe::replication_lag_ms(to, self.cluster_id(&ctx.to)?)
+                            .await
+                            .ok()
+                            .flatten();
+                        let out = StepOutput::detail(format!(
+                            "{detail}; the switchover synchronizes before it changes roles (RPO 0){}",
+                            lag.map(|l| format!(", replication lag last reported {l} ms"))
+                                .unwrap_or_default()
+                        ));
+                        return Ok(match lag {
+                            Some(l) => out.with_lag_ms(l),
+                            None => out,
+                        });
+                    }
+                    Err(why) if tokio::time::Instant::now() >= deadline => {
+                        return Err(BackendError::not_yet(format!(
+                            "a switchover to {} cannot start: {why}",
+                            ctx.to
+                        )));
+                    }
+                    Err(_) => tokio::time::sleep(self.topology.bounds.poll_interval).await,
+                }
+            }
         })
     }
 
@@ -695,6 +813,11 @@ impl DrBackend for AwsBackend {
             let to = self.clients.region(&ctx.to)?;
             let target_id = self.cluster_id(&ctx.to)?;
             let global = &self.topology.global_cluster_id;
+            let action = if allow_data_loss {
+                "failover (allow data loss)"
+            } else {
+                "switchover"
+            };
             let lag_before = observe::replication_lag_ms(to, target_id)
                 .await
                 .ok()
@@ -703,77 +826,90 @@ impl DrBackend for AwsBackend {
                 Some(l) => out.with_lag_ms(l),
                 None => out,
             };
-            match self.writer_state(to, target_id).await? {
-                Some(true) => {
-                    return Ok(with_lag(StepOutput::detail(format!(
-                        "{target_id} already is the writer of {global}"
-                    ))));
-                }
-                None => {
-                    return Err(BackendError::rejected(format!(
-                        "{target_id} is not a member of global cluster {global}: re-protect it first"
-                    )));
-                }
-                Some(false) => {}
-            }
             let target_arn = observe::cluster_info(to, target_id).await?.arn;
-            let call = if allow_data_loss {
-                to.rds
-                    .failover_global_cluster()
-                    .global_cluster_identifier(global)
-                    .target_db_cluster_identifier(&target_arn)
-                    .allow_data_loss(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            error_code(&e).map(str::to_owned),
-                            sdk_error("FailoverGlobalCluster", &ctx.to, e),
-                        )
-                    })
-            } else {
-                to.rds
-                    .switchover_global_cluster()
-                    .global_cluster_identifier(global)
-                    .target_db_cluster_identifier(&target_arn)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            error_code(&e).map(str::to_owned),
-                            sdk_error("SwitchoverGlobalCluster", &ctx.to, e),
-                        )
-                    })
-            };
-            let action = if allow_data_loss {
-                "failover (allow data loss)"
-            } else {
-                "switchover"
-            };
-            match call {
-                Ok(()) => {}
-                // A re-run after a crash mid-promotion: the earlier request is still being carried out.
-                Err((Some(code), _))
-                    if code == "InvalidGlobalClusterStateFault"
-                        || code == "InvalidDBClusterStateFault" =>
-                {
-                    tracing::info!(step = %ctx.step, "promotion already in progress on {global}; waiting for it");
-                }
-                Err((_, err)) => return Err(err),
-            }
             let deadline = tokio::time::Instant::now() + self.topology.bounds.promote_timeout;
+            // What the global cluster says decides every turn: `FailoverState` while Aurora carries out an
+            // operation, the members' `IsWriter` once it is over
+            // (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_GlobalCluster.html).
+            let mut requested = false;
+            let mut idle_after_request = 0u32;
+            let mut waiting_for = String::new();
             loop {
-                if self.writer_state(to, target_id).await? == Some(true) {
-                    return Ok(with_lag(StepOutput::detail(format!(
-                        "{action} of {global}: {target_id} in {} is the writer",
-                        ctx.to
-                    ))));
+                let view = self.global_view(to).await?;
+                let writer = view.writer_state(target_id);
+                match (&view.operation, writer) {
+                    (_, None) => {
+                        return Err(BackendError::rejected(format!(
+                            "{target_id} is not a member of global cluster {global}: re-protect it first"
+                        )));
+                    }
+                    (None, Some(true)) => {
+                        let detail = if requested {
+                            format!(
+                                "{action} of {global}: {target_id} in {} is the writer",
+                                ctx.to
+                            )
+                        } else {
+                            format!("{target_id} already is the writer of {global}")
+                        };
+                        return Ok(with_lag(StepOutput::detail(detail)));
+                    }
+                    (Some(op), _) => {
+                        let to_target = op
+                            .to_cluster_arn
+                            .as_deref()
+                            .is_some_and(|arn| observe::arn_names_cluster(arn, target_id));
+                        if !to_target {
+                            return Err(BackendError::rejected(format!(
+                                "{global} is carrying out another operation ({} from {} to {}): wait for it to end, \
+                                 then run again",
+                                op.status,
+                                op.from_cluster_arn.as_deref().unwrap_or("?"),
+                                op.to_cluster_arn.as_deref().unwrap_or("?")
+                            )));
+                        }
+                        // Ours (this run's request, or one a crashed attempt made): Aurora is at it.
+                        waiting_for = format!("{} to {target_id} is {}", action, op.status);
+                        idle_after_request = 0;
+                    }
+                    (None, Some(false)) => {
+                        if requested {
+                            // Accepted, but no operation shows and the roles did not change: the answer may
+                            // lag the request for a moment; for longer, the operation ended without us.
+                            idle_after_request += 1;
+                            if idle_after_request > 3 {
+                                return Err(BackendError::not_yet(format!(
+                                    "the {action} of {global} ended without making {target_id} the writer"
+                                )));
+                            }
+                        } else {
+                            let info = observe::cluster_info(to, target_id).await?;
+                            if info.status != "available" {
+                                // Aurora promotes only an available cluster (e.g. one still `modifying`
+                                // after the pre-scale): wait for it, bounded like the promotion.
+                                waiting_for =
+                                    format!("{target_id} to be available (it is {})", info.status);
+                            } else {
+                                match self
+                                    .request_promotion(ctx, &target_arn, allow_data_loss)
+                                    .await?
+                                {
+                                    Ok(()) => {
+                                        requested = true;
+                                        tracing::info!(step = %ctx.step, "{action} of {global} requested");
+                                        waiting_for = format!("the {action} to start");
+                                    }
+                                    Err(why) => {
+                                        waiting_for = format!("a state Aurora accepts ({why})")
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(BackendError::not_yet(format!(
-                        "{action} of {global} requested; {target_id} is not the writer after {} s",
+                        "{action} of {global}: after {} s still waiting for {waiting_for}",
                         self.topology.bounds.promote_timeout.as_secs()
                     )));
                 }
@@ -822,24 +958,18 @@ impl DrBackend for AwsBackend {
     fn verify<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
         Box::pin(async move {
             let to = self.clients.region(&ctx.to)?;
-            let params = self.params(to).await?;
-            let endpoint = params.endpoint.ok_or_else(|| {
-                BackendError::rejected(format!(
-                    "parameter {} is not set in {}",
-                    self.topology.ssm_endpoint(&ctx.to),
-                    ctx.to
-                ))
-            })?;
-            let url = observe::endpoint_url(&endpoint, &self.topology.deep_health_path);
+            let function = &self.topology.storefront_function;
+            let path = &self.topology.deep_health_path;
             let mut last = String::new();
             for _ in 0..20 {
-                match observe::http_health(&self.http, &url, self.topology.bounds.http_timeout)
-                    .await
-                {
+                match observe::invoke_health(to, function, path, &[]).await {
                     Health::Healthy => {
                         let at = time::OffsetDateTime::now_utc();
-                        return Ok(StepOutput::detail(format!("GET {url} succeeded"))
-                            .with_first_success_at(at));
+                        return Ok(StepOutput::detail(format!(
+                            "{function} in {} answered GET {path} with success",
+                            ctx.to
+                        ))
+                        .with_first_success_at(at));
                     }
                     Health::Unhealthy(why) | Health::Unknown(why) => last = why,
                 }
@@ -896,31 +1026,64 @@ impl DrBackend for AwsBackend {
 
     fn reprotect<'a>(&'a self, ctx: &'a StepContext) -> BoxFuture<'a, BackendResult<StepOutput>> {
         Box::pin(async move {
-            // Aurora re-adds a recovered former primary to the global cluster as a secondary by itself after
-            // a managed failover; what is left to check is that it is a member again and available.
+            // After a global database failover, Aurora adds the old primary back as a secondary by itself
+            // once its region is available again, and first takes a snapshot of it
+            // (`rds:unplanned-global-failover-<cluster>-<time>`) that keeps the writes the new primary never
+            // received recoverable
+            // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html#aurora-global-database-failover.managed-unplanned).
+            // What is left is to wait until it is a connected secondary and to name that snapshot.
             let to = self.clients.region(&ctx.to)?;
             let cluster = self.cluster_id(&ctx.to)?;
-            match self.writer_state(to, cluster).await? {
-                Some(_) => {
-                    let info = observe::cluster_info(to, cluster).await?;
-                    if info.status == "available" {
-                        Ok(StepOutput::detail(format!(
-                            "{cluster} is a member of {} and available",
-                            self.topology.global_cluster_id
-                        )))
-                    } else {
-                        Err(BackendError::not_yet(format!(
-                            "{cluster} is a member of {} but {}",
-                            self.topology.global_cluster_id, info.status
-                        )))
-                    }
-                }
-                None => Err(BackendError::rejected(format!(
-                    "{cluster} in {} is not a member of global cluster {}: it was detached, so it must be recreated as a \
-                     secondary (delete it, then create it with GlobalClusterIdentifier {}) before failing back",
-                    ctx.to, self.topology.global_cluster_id, self.topology.global_cluster_id
-                ))),
+            let global = &self.topology.global_cluster_id;
+            // A region back from an outage still holds the control state of before it was cut off (itself
+            // active, an old epoch): its storefronts must learn the truth before anything else.
+            let told = self.tell_returned_region(ctx).await?;
+            let view = self.global_view(to).await?;
+            let Some(member) = view
+                .members
+                .iter()
+                .find(|m| observe::arn_names_cluster(&m.cluster_arn, cluster))
+            else {
+                return Err(BackendError::not_yet(format!(
+                    "{cluster} in {} is not a member of global cluster {global} yet: Aurora rejoins a former \
+                     primary as a secondary once its region is available again",
+                    ctx.to
+                )));
+            };
+            if member.is_writer {
+                return Err(BackendError::rejected(format!(
+                    "{cluster} in {} is still the writer of {global}: there is nothing to re-protect, and a \
+                     failback would move nothing",
+                    ctx.to
+                )));
             }
+            if let Some(sync) = member
+                .synchronization
+                .as_deref()
+                .filter(|s| *s != "connected")
+            {
+                return Err(BackendError::not_yet(format!(
+                    "{cluster} rejoined {global} and is catching up (synchronization {sync})"
+                )));
+            }
+            let info = observe::cluster_info(to, cluster).await?;
+            if info.status != "available" {
+                return Err(BackendError::not_yet(format!(
+                    "{cluster} is a member of {global} but {}",
+                    info.status
+                )));
+            }
+            let snapshot = observe::failover_snapshot(to, cluster).await;
+            Ok(StepOutput::detail(format!(
+                "{told}{cluster} is a connected secondary of {global} and available{}",
+                match snapshot {
+                    Ok(Some(name)) => format!(
+                        "; the writes it held that the global database lost are kept in snapshot {name}"
+                    ),
+                    Ok(None) => String::new(),
+                    Err(e) => format!("; snapshots not listed: {}", e.message),
+                }
+            )))
         })
     }
 }

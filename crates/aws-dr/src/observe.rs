@@ -68,52 +68,54 @@ pub async fn control_params(
     Ok(params)
 }
 
-/// The URL of `path` on an endpoint parameter's value: a bare host name (a load balancer's DNS name) is
-/// reached over HTTPS; a value with a scheme is used as it is.
-pub fn endpoint_url(endpoint: &str, path: &str) -> String {
-    let base = endpoint.trim().trim_end_matches('/');
-    if base.starts_with("http://") || base.starts_with("https://") {
-        format!("{base}{path}")
-    } else {
-        format!("https://{base}{path}")
-    }
-}
-
-/// A real request to `url`: healthy on any 2xx answer.
-pub async fn http_health(http: &reqwest::Client, url: &str, timeout: Duration) -> Health {
-    match http.get(url).timeout(timeout).send().await {
-        Ok(resp) if resp.status().is_success() => Health::Healthy,
-        Ok(resp) => Health::Unhealthy(format!("GET {url} answered {}", resp.status())),
-        Err(e) => Health::Unhealthy(format!("GET {url} failed: {}", without_url(&e))),
-    }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
 /// One member of the Aurora global cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalMember {
     pub cluster_arn: String,
     pub is_writer: bool,
+    /// A secondary's `SynchronizationStatus`: `connected` while it replicates, `pending-resync` while it
+    /// catches up after being (re)joined; `None` where the API does not report it.
+    pub synchronization: Option<String>,
 }
 
-/// The members of global cluster `global_id` as seen from one region, or `None` when it does not exist.
+/// A switchover or failover Aurora is carrying out on the global cluster (`GlobalCluster.FailoverState`:
+/// https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalOperation {
+    /// `pending`, `failing-over` or `cancelling`; switchovers report `switching-over` too.
+    pub status: String,
+    pub from_cluster_arn: Option<String>,
+    pub to_cluster_arn: Option<String>,
+    /// `true` for a failover that may lose data, `false` for a switchover.
+    pub data_loss_allowed: bool,
+}
+
+/// The global cluster as one region's RDS API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalClusterView {
+    pub status: Option<String>,
+    pub members: Vec<GlobalMember>,
+    /// The operation under way, if any. Aurora takes one at a time.
+    pub operation: Option<GlobalOperation>,
+}
+
+impl GlobalClusterView {
+    /// `Some(true)` when `cluster_id` is the writer, `Some(false)` when it is a secondary member, `None`
+    /// when it is not a member.
+    pub fn writer_state(&self, cluster_id: &str) -> Option<bool> {
+        self.members
+            .iter()
+            .find(|m| arn_names_cluster(&m.cluster_arn, cluster_id))
+            .map(|m| m.is_writer)
+    }
+}
+
+/// The global cluster `global_id` as seen from one region, or `None` when it does not exist.
 /// The identifier filter is applied here: not every endpoint honours the API's own filter.
-pub async fn global_cluster_members(
+pub async fn global_cluster(
     clients: &RegionClients,
     global_id: &str,
-) -> Result<Option<Vec<GlobalMember>>, BackendError> {
+) -> Result<Option<GlobalClusterView>, BackendError> {
     let out = clients
         .rds
         .describe_global_clusters()
@@ -134,24 +136,186 @@ pub async fn global_cluster_members(
     else {
         return Ok(None);
     };
-    Ok(Some(
-        cluster
-            .global_cluster_members()
-            .iter()
-            .filter_map(|m| {
-                Some(GlobalMember {
-                    cluster_arn: m.db_cluster_arn()?.to_owned(),
-                    is_writer: m.is_writer().unwrap_or(false),
-                })
+    let members = cluster
+        .global_cluster_members()
+        .iter()
+        .filter_map(|m| {
+            Some(GlobalMember {
+                cluster_arn: m.db_cluster_arn()?.to_owned(),
+                is_writer: m.is_writer().unwrap_or(false),
+                synchronization: m.synchronization_status().map(|s| s.as_str().to_owned()),
             })
-            .collect(),
-    ))
+        })
+        .collect();
+    let operation = cluster.failover_state().and_then(|f| {
+        Some(GlobalOperation {
+            status: f.status()?.as_str().to_owned(),
+            from_cluster_arn: f.from_db_cluster_arn().map(str::to_owned),
+            to_cluster_arn: f.to_db_cluster_arn().map(str::to_owned),
+            data_loss_allowed: f.is_data_loss_allowed().unwrap_or(false),
+        })
+    });
+    Ok(Some(GlobalClusterView {
+        status: cluster.status().map(str::to_owned),
+        members,
+        operation,
+    }))
+}
+
+/// The members of global cluster `global_id` as seen from one region, or `None` when it does not exist.
+pub async fn global_cluster_members(
+    clients: &RegionClients,
+    global_id: &str,
+) -> Result<Option<Vec<GlobalMember>>, BackendError> {
+    Ok(global_cluster(clients, global_id).await?.map(|g| g.members))
+}
+
+/// The event an Application Load Balancer hands a Lambda target for `GET path`
+/// (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/lambda-functions.html): the storefront
+/// function is asked exactly as the load balancer asks it, without the load balancer, its certificate or
+/// the public DNS name in the way.
+pub fn alb_get_event(region: &str, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("user-agent".into(), USER_AGENT.into());
+    for (name, value) in headers {
+        header_map.insert(name.to_ascii_lowercase(), (*value).into());
+    }
+    serde_json::json!({
+        "requestContext": {
+            "elb": {
+                "targetGroupArn": format!(
+                    "arn:aws:elasticloadbalancing:{region}:000000000000:targetgroup/lifeboat-probe/0000000000000000"
+                )
+            }
+        },
+        "httpMethod": "GET",
+        "path": path,
+        "queryStringParameters": {},
+        "headers": header_map,
+        "body": "",
+        "isBase64Encoded": false
+    })
+}
+
+const USER_AGENT: &str = concat!("lifeboat-dr/", env!("CARGO_PKG_VERSION"));
+
+/// Health of the storefront function in one region, by invoking it with the load balancer's event for
+/// `path`: healthy on a 2xx answer. A function error (crash, timeout) or a non-2xx answer is unhealthy; an
+/// API that cannot be reached is unknown (the region may be gone, which readiness reports on its own).
+pub async fn invoke_health(
+    clients: &RegionClients,
+    function: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Health {
+    let event = alb_get_event(&clients.region, path, headers);
+    let out = match clients
+        .lambda
+        .invoke()
+        .function_name(function)
+        .payload(aws_smithy_types::Blob::new(event.to_string().into_bytes()))
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let err = sdk_error(
+                &format!("invoking {function} for {path}"),
+                &clients.region,
+                e,
+            );
+            return match err.kind {
+                lifeboat_runbook::BackendErrorKind::Unavailable => Health::Unknown(err.message),
+                _ => Health::Unhealthy(err.message),
+            };
+        }
+    };
+    if let Some(kind) = out.function_error() {
+        return Health::Unhealthy(format!(
+            "{function} in {} failed ({kind}) answering {path}",
+            clients.region
+        ));
+    }
+    let payload = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+    let answer: serde_json::Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(_) => {
+            return Health::Unhealthy(format!(
+                "{function} in {} answered {path} with something that is not a load balancer response",
+                clients.region
+            ));
+        }
+    };
+    match answer.get("statusCode").and_then(serde_json::Value::as_u64) {
+        Some(code) if (200..300).contains(&code) => Health::Healthy,
+        Some(code) => Health::Unhealthy(format!(
+            "{function} in {} answered {path} with {code}{}",
+            clients.region,
+            answer_reason(&answer)
+        )),
+        None => Health::Unhealthy(format!(
+            "{function} in {} answered {path} without a status code",
+            clients.region
+        )),
+    }
+}
+
+/// `: <status>` from a JSON body's `status` (or `error`) field, when there is one.
+fn answer_reason(answer: &serde_json::Value) -> String {
+    let body = answer
+        .get("body")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    body.as_ref()
+        .and_then(|b| b.get("error").or_else(|| b.get("status")))
+        .map(|v| match v {
+            serde_json::Value::String(s) => format!(": {s}"),
+            other => format!(": {other}"),
+        })
+        .unwrap_or_default()
 }
 
 /// Whether an ARN names the cluster `cluster_id` (ARN: `arn:aws:rds:<region>:<account>:cluster:<id>`).
 pub fn arn_names_cluster(arn: &str, cluster_id: &str) -> bool {
     arn.rsplit_once(":cluster:")
         .is_some_and(|(_, id)| id.eq_ignore_ascii_case(cluster_id))
+}
+
+/// The newest snapshot Aurora took of `cluster_id` before rejoining it as a secondary after a global database
+/// failover (`rds:unplanned-global-failover-<cluster>-<time>`), if any.
+pub async fn failover_snapshot(
+    clients: &RegionClients,
+    cluster_id: &str,
+) -> Result<Option<String>, BackendError> {
+    let out = clients
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(cluster_id)
+        .send()
+        .await
+        .map_err(|e| {
+            sdk_error(
+                &format!("listing the snapshots of {cluster_id}"),
+                &clients.region,
+                e,
+            )
+        })?;
+    let prefix = format!("rds:unplanned-global-failover-{cluster_id}");
+    let mut names: Vec<(i64, String)> = out
+        .db_cluster_snapshots()
+        .iter()
+        .filter_map(|s| {
+            let name = s.db_cluster_snapshot_identifier()?;
+            name.starts_with(&prefix).then(|| {
+                (
+                    s.snapshot_create_time().map_or(0, |t| t.secs()),
+                    name.to_owned(),
+                )
+            })
+        })
+        .collect();
+    names.sort();
+    Ok(names.pop().map(|(_, name)| name))
 }
 
 /// A regional Aurora cluster's state.
@@ -447,18 +611,6 @@ pub async fn asset_replication(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_values_become_urls() {
-        assert_eq!(
-            endpoint_url("abc.elb.amazonaws.com", "/health/deep"),
-            "https://abc.elb.amazonaws.com/health/deep"
-        );
-        assert_eq!(
-            endpoint_url("http://127.0.0.1:9/", "/health/deep"),
-            "http://127.0.0.1:9/health/deep"
-        );
-    }
 
     #[test]
     fn cluster_arns_match_by_identifier() {

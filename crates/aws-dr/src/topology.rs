@@ -55,8 +55,6 @@ pub struct Bounds {
     pub poll_interval: Duration,
     /// How long a promotion may take until the target cluster is the writer.
     pub promote_timeout: Duration,
-    /// Bound of one storefront HTTP request.
-    pub http_timeout: Duration,
     /// Replication lag (ms) at or below which a fenced primary counts as drained.
     pub drained_lag_ms: u64,
     /// How many consecutive drained observations `wait-drained` wants.
@@ -77,7 +75,6 @@ impl Default for Bounds {
         Bounds {
             poll_interval: Duration::from_secs(5),
             promote_timeout: Duration::from_secs(900),
-            http_timeout: Duration::from_secs(5),
             drained_lag_ms: 0,
             drained_observations: 2,
             capacity_lookback: Duration::from_secs(24 * 3600),

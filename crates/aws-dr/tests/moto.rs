@@ -7,7 +7,6 @@
 mod fixture;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fixture::{Fixture, PRIMARY, STANDBY};
@@ -75,9 +74,10 @@ async fn switchover_then_failback_moves_everything_and_back() {
         .parse()
         .unwrap();
     assert_eq!(epoch_after_switchover, 1);
-    assert!(
-        f.primary_check_inverted().await,
-        "the primary's health check must be inverted so DNS answers the standby"
+    assert_eq!(
+        f.dns_answer().await,
+        STANDBY,
+        "Route 53 answers the failover record with the standby"
     );
     assert_eq!(
         f.standby_min_capacity().await,
@@ -109,13 +109,13 @@ async fn switchover_then_failback_moves_everything_and_back() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        f.aurora.lock().unwrap().switchovers,
+        f.model.state().aurora.switchovers,
         vec![arn_standby],
         "one SwitchoverGlobalCluster to the standby"
     );
-    assert!(f.aurora.lock().unwrap().failovers.is_empty());
+    assert!(f.model.state().aurora.failovers.is_empty());
     assert!(
-        f.servers[STANDBY].hits.load(Ordering::SeqCst) > 0,
+        f.model.invocations(STANDBY) > 0,
         "verify made a real request to the new primary"
     );
     let messages = f.messages(STANDBY).await;
@@ -182,17 +182,18 @@ async fn switchover_then_failback_moves_everything_and_back() {
         epoch_after_failback > epoch_after_switchover,
         "epoch {epoch_after_failback} must exceed {epoch_after_switchover}"
     );
-    assert!(
-        !f.primary_check_inverted().await,
-        "DNS answers the primary again"
+    assert_eq!(
+        f.dns_answer().await,
+        PRIMARY,
+        "Route 53 answers the primary again"
     );
     let readiness = env.backend.readiness().await.unwrap();
     assert_eq!(
         readiness.region(PRIMARY).unwrap().dns_target.as_deref(),
         Some(PRIMARY)
     );
-    assert_eq!(f.aurora.lock().unwrap().switchovers.len(), 2);
-    assert!(f.servers[PRIMARY].hits.load(Ordering::SeqCst) > 0);
+    assert_eq!(f.model.state().aurora.switchovers.len(), 2);
+    assert!(f.model.invocations(PRIMARY) > 0);
     let runs = lifeboat_runbook::journal::list_runs(&*env.journal)
         .await
         .unwrap();
@@ -283,7 +284,7 @@ async fn interrupted_switchover_is_finished_by_resume_without_repeating_a_step()
         "raised",
         "the fence stays up while interrupted"
     );
-    assert!(f.aurora.lock().unwrap().switchovers.is_empty());
+    assert!(f.model.state().aurora.switchovers.is_empty());
 
     // A new process: the dead one's lease runs out, then resume takes the lock and finishes.
     let holder = LockOwner::for_this_process(&RunId::parse("someone-else").unwrap());
@@ -322,7 +323,7 @@ async fn interrupted_switchover_is_finished_by_resume_without_repeating_a_step()
             );
         }
     }
-    assert_eq!(f.aurora.lock().unwrap().switchovers.len(), 1);
+    assert_eq!(f.model.state().aurora.switchovers.len(), 1);
     assert_eq!(
         f.param(STANDBY, &f.topology.ssm_active_region()).await,
         STANDBY
@@ -363,7 +364,7 @@ async fn failover_promotes_with_allow_data_loss_and_is_idempotent() {
         again.detail
     );
     {
-        let aurora = f.aurora.lock().unwrap();
+        let aurora = &f.model.state().aurora;
         assert_eq!(
             aurora.failovers.len(),
             1,
@@ -524,7 +525,7 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
         f.param(PRIMARY, &f.topology.ssm_active_region()).await,
         STANDBY
     );
-    assert!(f.primary_check_inverted().await);
+    assert_eq!(f.dns_answer().await, STANDBY);
 
     // The same alarm again: it now belongs to the passive region (traffic left it on purpose), so
     // automation leaves it alone.

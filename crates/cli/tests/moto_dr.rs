@@ -123,8 +123,8 @@ fn assert_active(f: &Fixture, rt: &tokio::runtime::Runtime, region: &str) {
 }
 
 // A plain test, not a tokio one: `run_with` blocks on the command line's own runtime, which cannot start
-// inside another. The fixture's runtime keeps running beside it (its health servers answer the verify
-// step) and serves the test's own reads.
+// inside another. The fixture's runtime keeps running beside it (its region links carry the command line's
+// calls) and serves the test's own reads.
 #[test]
 fn cli_switchover_then_failback_moves_everything_and_back() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -174,7 +174,7 @@ fn cli_switchover_then_failback_moves_everything_and_back() {
     // Switchover.
     let epoch_before = epoch(&f, &rt);
     assert_active(&f, &rt, PRIMARY);
-    assert!(!rt.block_on(f.primary_check_inverted()));
+    assert_eq!(rt.block_on(f.dns_answer()), PRIMARY);
     let started = std::time::Instant::now();
     assert_eq!(
         lifeboat(
@@ -192,12 +192,13 @@ fn cli_switchover_then_failback_moves_everything_and_back() {
         epoch_after_switchover > epoch_before,
         "epoch {epoch_after_switchover} must exceed {epoch_before}"
     );
-    assert!(
-        rt.block_on(f.primary_check_inverted()),
-        "the primary's health check must be inverted so DNS answers the standby"
+    assert_eq!(
+        rt.block_on(f.dns_answer()),
+        STANDBY,
+        "Route 53 answers the failover record with the standby"
     );
     assert_eq!(
-        f.aurora.lock().unwrap().switchovers.len(),
+        f.model.state().aurora.switchovers.len(),
         1,
         "one SwitchoverGlobalCluster"
     );
@@ -237,11 +238,12 @@ fn cli_switchover_then_failback_moves_everything_and_back() {
         epoch_after_failback > epoch_after_switchover,
         "epoch {epoch_after_failback} must exceed {epoch_after_switchover}"
     );
-    assert!(
-        !rt.block_on(f.primary_check_inverted()),
-        "DNS answers the primary again"
+    assert_eq!(
+        rt.block_on(f.dns_answer()),
+        PRIMARY,
+        "Route 53 answers the primary again"
     );
-    assert_eq!(f.aurora.lock().unwrap().switchovers.len(), 2);
+    assert_eq!(f.model.state().aurora.switchovers.len(), 2);
     let reports = rt.block_on(stored_reports(&f));
     assert_eq!(reports.len(), 2, "a second report in S3 after the failback");
     let failback = reports

@@ -132,12 +132,16 @@ impl Readiness {
         self.regions.iter().find(|r| r.region == region)
     }
 
-    /// The region that is active, by majority of evidence: the active-region parameter where one is
+    /// The region that is active: the active-region parameter published under the newest epoch where one is
     /// readable, else the region whose role is Active. `None` when nothing says.
     pub fn active_region(&self) -> Option<String> {
+        // The regions can disagree: one that returns from an outage still holds the control state it had
+        // before it was cut off. The state published under the newest epoch is the truth.
         self.regions
             .iter()
-            .find_map(|r| r.active_region_parameter.clone())
+            .filter(|r| r.active_region_parameter.is_some())
+            .max_by_key(|r| r.epoch.unwrap_or(0))
+            .and_then(|r| r.active_region_parameter.clone())
             .or_else(|| {
                 self.regions
                     .iter()
@@ -435,6 +439,18 @@ mod tests {
             observed_at: time::macros::datetime!(2026-11-25 10:00 UTC),
             regions: vec![healthy("us-east-1", true), healthy("us-west-2", false)],
         }
+    }
+
+    #[test]
+    fn the_newest_epoch_says_which_region_is_active() {
+        let mut r = pair();
+        // The standby took over at epoch 4 while the primary was cut off; back, the primary still holds
+        // what it had at epoch 3.
+        r.regions[1].active_region_parameter = Some("us-west-2".into());
+        r.regions[1].epoch = Some(4);
+        assert_eq!(r.active_region().as_deref(), Some("us-west-2"));
+        r.regions.reverse();
+        assert_eq!(r.active_region().as_deref(), Some("us-west-2"));
     }
 
     #[test]

@@ -5,27 +5,25 @@
 //! Needs `LIFEBOAT_TEST_AWS_ENDPOINT` (set by `scripts/test`). Every fixture has a unique project name, so
 //! tests can share one emulator with each other and with other crates' tests.
 //!
-//! The emulator has no Aurora SwitchoverGlobalCluster / FailoverGlobalCluster and never changes a global
-//! cluster's writer. The RDS clients here carry an SDK-level mock (aws-smithy-mocks) that answers those two
-//! calls and, once one of them was made, answers DescribeGlobalClusters with the writer moved, the way
-//! Aurora reports a completed promotion. Every other call, RDS included, goes to the emulator.
+//! The emulator has no Route 53 health evaluation, no Aurora global-database semantics, no Lambda that runs
+//! code and no way to lose a region: the fixture puts the model of that behaviour (`model.rs`, each rule with
+//! the AWS documentation it follows) in front of it. The clients the code under test gets reach the emulator
+//! through one cuttable link per region and carry the model's SDK-level rules; the fixture's own `direct`
+//! clients go straight to the emulator, for setting up and for asserting.
 
 // Each test crate that includes this file uses a different part of it.
 #![allow(dead_code)]
 
+#[path = "model.rs"]
+pub mod model;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersOutput;
-use aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterOutput;
-use aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterOutput;
-use aws_sdk_rds::types::{GlobalCluster, GlobalClusterMember};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode};
 use lifeboat_aws_dr::{AwsEnvironment, Clients, Connection, RegionClients, Topology};
 use lifeboat_runbook::{RunKind, RunRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+pub use model::{AwsModel, RegionLink};
 
 pub const PRIMARY: &str = "us-east-1";
 pub const STANDBY: &str = "us-west-2";
@@ -39,66 +37,16 @@ pub fn endpoint() -> String {
     })
 }
 
-/// A storefront stand-in: answers `GET /health/deep` with 200 and counts requests.
-pub struct HealthServer {
-    pub url: String,
-    pub hits: Arc<AtomicUsize>,
-}
-
-pub async fn health_server() -> HealthServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut read = 0;
-                while read < buf.len() {
-                    match socket.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                    if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let request = String::from_utf8_lossy(&buf[..read]);
-                let ok = request.starts_with("GET /health/deep ");
-                if ok {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                let response: &[u8] = if ok {
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\nconnection: close\r\n\r\n{\"status\":\"ok\"}"
-                } else {
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                };
-                let _ = socket.write_all(response).await;
-            });
-        }
-    });
-    HealthServer { url, hits }
-}
-
-/// What the Aurora mock records and reports.
-#[derive(Default)]
-pub struct AuroraState {
-    /// The writer's cluster ARN after the last promotion (`None`: no promotion yet; the emulator answers).
-    pub writer: Option<String>,
-    pub switchovers: Vec<String>,
-    pub failovers: Vec<(String, Option<bool>)>,
-}
-
 pub struct Fixture {
     /// The configuration every name below derives from (a `lifeboat.toml` for this environment).
     pub config: lifeboat_config::Config,
     pub topology: Topology,
     pub settings: lifeboat_runbook::DrSettings,
+    /// The clients the code under test gets: through the region links, with the model's rules.
     pub clients: Clients,
-    pub aurora: Arc<Mutex<AuroraState>>,
-    pub servers: BTreeMap<String, HealthServer>,
+    /// Clients straight to the emulator, never cut and never modelled: for setting up and asserting.
+    pub direct: BTreeMap<String, RegionClients>,
+    pub model: AwsModel,
     pub queue_urls: BTreeMap<String, String>,
     pub sqs: BTreeMap<String, aws_sdk_sqs::Client>,
 }
@@ -108,65 +56,6 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
-}
-
-pub fn aurora_rules(
-    state: &Arc<Mutex<AuroraState>>,
-    arns: &BTreeMap<String, String>,
-    global_id: &str,
-) -> Vec<Rule> {
-    let s = state.clone();
-    let switchover =
-        mock!(aws_sdk_rds::Client::switchover_global_cluster).then_compute_output(move |req| {
-            let target = req
-                .target_db_cluster_identifier()
-                .unwrap_or_default()
-                .to_owned();
-            let mut st = s.lock().unwrap();
-            st.switchovers.push(target.clone());
-            st.writer = Some(target);
-            SwitchoverGlobalClusterOutput::builder().build()
-        });
-    let s = state.clone();
-    let failover =
-        mock!(aws_sdk_rds::Client::failover_global_cluster).then_compute_output(move |req| {
-            let target = req
-                .target_db_cluster_identifier()
-                .unwrap_or_default()
-                .to_owned();
-            let mut st = s.lock().unwrap();
-            st.failovers.push((target.clone(), req.allow_data_loss()));
-            st.writer = Some(target);
-            FailoverGlobalClusterOutput::builder().build()
-        });
-    let s = state.clone();
-    let s2 = state.clone();
-    let arns = arns.clone();
-    let global = global_id.to_owned();
-    let describe = mock!(aws_sdk_rds::Client::describe_global_clusters)
-        .match_requests(move |_| s.lock().unwrap().writer.is_some())
-        .then_compute_output(move |_| {
-            let writer = s2.lock().unwrap().writer.clone().unwrap_or_default();
-            let members = arns
-                .values()
-                .map(|arn| {
-                    GlobalClusterMember::builder()
-                        .db_cluster_arn(arn)
-                        .is_writer(*arn == writer)
-                        .build()
-                })
-                .collect();
-            DescribeGlobalClustersOutput::builder()
-                .global_clusters(
-                    GlobalCluster::builder()
-                        .global_cluster_identifier(&global)
-                        .set_global_cluster_members(Some(members))
-                        .status("available")
-                        .build(),
-                )
-                .build()
-        });
-    vec![switchover, failover, describe]
 }
 
 pub async fn create_role(endpoint: &str, name: &str) -> String {
@@ -238,6 +127,17 @@ pub async fn put_metric(clients: &RegionClients, metric: &str, cluster: &str, va
         .unwrap();
 }
 
+/// An interceptor answering with `rules` where they match and letting everything else through.
+fn interceptor(rules: &[Rule]) -> MockResponseInterceptor {
+    let mut interceptor = MockResponseInterceptor::new()
+        .rule_mode(RuleMode::MatchAny)
+        .allow_passthrough();
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    interceptor
+}
+
 impl Fixture {
     pub async fn create() -> Fixture {
         let endpoint = endpoint();
@@ -254,11 +154,24 @@ impl Fixture {
 
         let mut plain = BTreeMap::new();
         let mut sdk = BTreeMap::new();
+        let mut links = BTreeMap::new();
         for region in [PRIMARY, STANDBY] {
             let conf = connection.sdk_config(region).await;
             plain.insert(region.to_owned(), RegionClients::new(region, &conf));
-            sdk.insert(region.to_owned(), conf);
+            let link = RegionLink::start(&endpoint).await;
+            sdk.insert(
+                region.to_owned(),
+                Connection::emulator(&link.url).sdk_config(region).await,
+            );
+            links.insert(region.to_owned(), link);
         }
+        let direct_route53 = aws_sdk_route53::Client::new(&connection.sdk_config(PRIMARY).await);
+        let model = AwsModel::new(
+            links,
+            direct_route53.clone(),
+            &topology.record_name,
+            &topology.global_cluster_id,
+        );
 
         // Aurora: global cluster, writer in the primary, secondary in the standby.
         let global = topology.global_cluster_id.clone();
@@ -310,43 +223,57 @@ impl Fixture {
         )
         .await;
 
-        let aurora = Arc::new(Mutex::new(AuroraState::default()));
-        let rules = aurora_rules(&aurora, &arns, &global);
+        for region in [PRIMARY, STANDBY] {
+            model.add_member(
+                region,
+                topology.cluster_id(region).unwrap(),
+                &arns[region],
+                region == PRIMARY,
+            );
+        }
         let mut regions = BTreeMap::new();
         for region in [PRIMARY, STANDBY] {
-            let mut interceptor = MockResponseInterceptor::new()
-                .rule_mode(RuleMode::MatchAny)
-                .allow_passthrough();
-            for rule in &rules {
-                interceptor = interceptor.with_rule(rule);
-            }
-            let mut clients = plain[region].clone();
+            let mut clients = RegionClients::new(region, &sdk[region]);
+            // The modelled calls still reach the emulator, whose answer the model's then replaces; a retry
+            // would ask the model a second time, so these clients do not retry.
             clients.rds = aws_sdk_rds::Client::from_conf(
                 aws_sdk_rds::config::Builder::from(&sdk[region])
-                    .interceptor(interceptor)
-                    // The mocked calls still reach the emulator, which answers them with an error before
-                    // the mock's answer replaces it; a retry would ask the mock for a second answer.
+                    .interceptor(interceptor(&model.rds_rules(region)))
                     .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
+                    .build(),
+            );
+            clients.lambda = aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&sdk[region])
+                    .interceptor(interceptor(&model.lambda_rules(region)))
+                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
                     .build(),
             );
             regions.insert(region.to_owned(), clients);
         }
-        let route53 = aws_sdk_route53::Client::new(&connection.sdk_config(PRIMARY).await);
+        // Route 53 is a global service: its client is not behind a region's link.
+        let global_sdk = connection.sdk_config(PRIMARY).await;
+        let route53 = aws_sdk_route53::Client::from_conf(
+            aws_sdk_route53::config::Builder::from(&global_sdk)
+                .interceptor(interceptor(&model.route53_rules()))
+                .retry_config(aws_sdk_route53::config::retry::RetryConfig::disabled())
+                .build(),
+        );
         let clients = Clients {
             regions,
             route53: route53.clone(),
         };
 
-        // Storefront stand-ins and the control parameters.
-        let mut servers = BTreeMap::new();
+        // The control parameters, and each region's endpoint as the platform publishes it.
         for region in [PRIMARY, STANDBY] {
-            let server = health_server().await;
             let ssm = &plain[region].ssm;
             for (name, value) in [
                 (topology.ssm_active_region(), PRIMARY.to_owned()),
                 (topology.ssm_epoch(), "0".to_owned()),
                 (topology.ssm_fence(), "lowered".to_owned()),
-                (topology.ssm_endpoint(region), server.url.clone()),
+                (
+                    topology.ssm_endpoint(region),
+                    format!("{}-alb.{region}.elb.amazonaws.com", topology.prefix),
+                ),
             ] {
                 ssm.put_parameter()
                     .name(name)
@@ -357,11 +284,10 @@ impl Fixture {
                     .await
                     .unwrap();
             }
-            servers.insert(region.to_owned(), server);
         }
 
         // Route 53: the zone, a health check per region, the failover record pair.
-        let zone = route53
+        let zone = direct_route53
             .create_hosted_zone()
             .name(&topology.domain)
             .caller_reference(unique("zone"))
@@ -374,6 +300,7 @@ impl Fixture {
             .id()
             .trim_start_matches("/hostedzone/")
             .to_owned();
+        model.set_zone(&zone_id);
         let mut changes = Vec::new();
         for (region, failover, ip) in [
             (
@@ -387,14 +314,14 @@ impl Fixture {
                 "192.0.2.20",
             ),
         ] {
-            let hc = route53
+            let hc = direct_route53
                 .create_health_check()
                 .caller_reference(unique("hc"))
                 .health_check_config(
                     aws_sdk_route53::types::HealthCheckConfig::builder()
                         .r#type(aws_sdk_route53::types::HealthCheckType::Https)
                         .fully_qualified_domain_name(format!("{region}.{}", topology.domain))
-                        .resource_path("/health")
+                        .resource_path("/health/deep")
                         .port(443)
                         .build()
                         .unwrap(),
@@ -403,6 +330,7 @@ impl Fixture {
                 .await
                 .unwrap();
             let hc_id = hc.health_check().unwrap().id().to_owned();
+            model.watch_health_check(&hc_id, region);
             changes.push(
                 aws_sdk_route53::types::Change::builder()
                     .action(aws_sdk_route53::types::ChangeAction::Create)
@@ -427,7 +355,7 @@ impl Fixture {
                     .unwrap(),
             );
         }
-        route53
+        direct_route53
             .change_resource_record_sets()
             .hosted_zone_id(&zone_id)
             .change_batch(
@@ -560,7 +488,7 @@ impl Fixture {
                 .send()
                 .await
                 .unwrap();
-            let sqs = aws_sdk_sqs::Client::new(&sdk[region]);
+            let sqs = aws_sdk_sqs::Client::new(&connection.sdk_config(region).await);
             let queue = sqs
                 .create_queue()
                 .queue_name(unique("alerts-"))
@@ -655,8 +583,8 @@ impl Fixture {
             topology,
             settings,
             clients,
-            aurora,
-            servers,
+            direct: plain,
+            model,
             queue_urls,
             sqs: sqs_clients,
         }
@@ -667,7 +595,7 @@ impl Fixture {
     }
 
     pub async fn param(&self, region: &str, name: &str) -> String {
-        self.clients.regions[region]
+        self.direct[region]
             .ssm
             .get_parameter()
             .name(name)
@@ -680,22 +608,14 @@ impl Fixture {
             .to_owned()
     }
 
-    pub async fn primary_check_inverted(&self) -> bool {
-        let ids = lifeboat_aws_dr::traffic::resolve(&self.clients.route53, &self.topology)
-            .await
-            .unwrap();
-        lifeboat_aws_dr::traffic::health_check_state(
-            &self.clients.route53,
-            &ids.primary_health_check,
-        )
-        .await
-        .unwrap()
-        .inverted
+    /// The region Route 53 answers the failover record with now (the model's evaluation).
+    pub async fn dns_answer(&self) -> String {
+        self.model.dns_answer().await
     }
 
     pub async fn standby_min_capacity(&self) -> Option<f64> {
         lifeboat_aws_dr::observe::cluster_info(
-            &self.clients.regions[STANDBY],
+            &self.direct[STANDBY],
             self.topology.cluster_id(STANDBY).unwrap(),
         )
         .await

@@ -1,0 +1,233 @@
+//! The AWS backend's observations and its promotion step against the emulator plus the model of what it lacks
+//! (`support/model.rs`): readiness from the storefront function and the Aurora global cluster's own state,
+//! and a promotion that reads `FailoverState` and the members' writer flags instead of guessing from an
+//! error code.
+//!
+//! Needs `LIFEBOAT_TEST_AWS_ENDPOINT`.
+
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use std::time::Duration;
+
+use fixture::{Fixture, PRIMARY, STANDBY};
+use lifeboat_aws_dr::{AwsBackend, Topology};
+use lifeboat_runbook::readiness::{Health, assess};
+use lifeboat_runbook::{DrBackend, RunId, RunKind, StepContext};
+
+fn step(kind: RunKind, name: &str) -> StepContext {
+    StepContext {
+        run_id: RunId::new(time::OffsetDateTime::now_utc()),
+        kind,
+        mode: kind.mode(),
+        step: name.into(),
+        attempt: 1,
+        from: PRIMARY.into(),
+        to: STANDBY.into(),
+        epoch: Some(7),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_ready_with_and_without_certificates_and_names_what_is_unhealthy() {
+    let f = Fixture::create().await;
+    let mut with_certificates = f.config.clone();
+    with_certificates.certificates.primary =
+        Some("arn:aws:acm:us-east-1:123456789012:certificate/0a1b".into());
+    with_certificates.certificates.standby =
+        Some("arn:aws:acm:us-west-2:123456789012:certificate/2c3d".into());
+    for config in [&f.config, &with_certificates] {
+        let mut topology = Topology::from_config(config);
+        topology.bounds = f.topology.bounds.clone();
+        let backend = AwsBackend::new(f.clients.clone(), topology);
+        let readiness = backend.readiness().await.unwrap();
+        let verdict = assess(
+            RunKind::Switchover,
+            &readiness,
+            PRIMARY,
+            STANDBY,
+            &f.settings,
+        );
+        assert!(
+            verdict.ready,
+            "a healthy deployment is READY (certificates: {}): {:?}\n{}",
+            config.certificates.primary.is_some(),
+            verdict.reasons,
+            readiness.render_text()
+        );
+        assert!(readiness.region(STANDBY).unwrap().storefront.is_healthy());
+    }
+    assert!(
+        f.model.invocations(STANDBY) >= 2 && f.model.invocations(PRIMARY) >= 2,
+        "readiness asked both storefront functions"
+    );
+
+    let backend = AwsBackend::new(f.clients.clone(), f.topology.clone());
+    f.model.update(STANDBY, |r| r.database_up = false);
+    let readiness = backend.readiness().await.unwrap();
+    let verdict = assess(
+        RunKind::Switchover,
+        &readiness,
+        PRIMARY,
+        STANDBY,
+        &f.settings,
+    );
+    assert!(!verdict.ready);
+    let standby = readiness.region(STANDBY).unwrap();
+    match &standby.storefront {
+        Health::Unhealthy(why) => assert!(
+            why.contains("503") && why.contains(&f.topology.storefront_function),
+            "{why}"
+        ),
+        other => panic!("the standby storefront with its database down: {other:?}"),
+    }
+    assert!(
+        verdict.reasons.iter().any(|r| r.contains(STANDBY)),
+        "{:?}",
+        verdict.reasons
+    );
+
+    f.model.update(STANDBY, |r| {
+        r.database_up = true;
+        r.storefront_up = false;
+    });
+    let readiness = backend.readiness().await.unwrap();
+    match &readiness.region(STANDBY).unwrap().storefront {
+        Health::Unhealthy(why) => assert!(why.contains("Unhandled"), "{why}"),
+        other => panic!("a failing standby function: {other:?}"),
+    }
+    assert!(
+        !assess(
+            RunKind::Switchover,
+            &readiness,
+            PRIMARY,
+            STANDBY,
+            &f.settings
+        )
+        .ready
+    );
+
+    // The primary region lost: it is reported unreachable, and a failover to the healthy standby may go.
+    f.model.restore_region(STANDBY);
+    f.model.lose_region(PRIMARY);
+    let readiness = backend.readiness().await.unwrap();
+    assert!(!readiness.region(PRIMARY).unwrap().reachable);
+    assert!(
+        assess(RunKind::Failover, &readiness, PRIMARY, STANDBY, &f.settings).ready,
+        "{:?}\n{}",
+        assess(RunKind::Failover, &readiness, PRIMARY, STANDBY, &f.settings).reasons,
+        readiness.render_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_waits_for_a_modifying_cluster_and_asks_aurora_once() {
+    let f = Fixture::create().await;
+    let backend = AwsBackend::new(f.clients.clone(), f.topology.clone());
+    let standby_cluster = f.topology.cluster_id(STANDBY).unwrap().to_owned();
+    // Still `modifying` after the pre-scale raised its minimum capacity: Aurora refuses to promote it.
+    f.model.set_cluster_status(&standby_cluster, "modifying");
+    let model = f.model.clone();
+    let cluster = standby_cluster.clone();
+    let flip = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        model.set_cluster_status(&cluster, "available");
+    });
+    let out = backend
+        .promote(&step(RunKind::Switchover, "promote"), false)
+        .await
+        .unwrap_or_else(|e| panic!("promote: {e:?}"));
+    flip.await.unwrap();
+    let state = f.model.state();
+    assert_eq!(
+        state.aurora.writer_region(),
+        Some(STANDBY),
+        "{}",
+        out.detail
+    );
+    assert_eq!(
+        state.aurora.switchovers.len(),
+        1,
+        "one SwitchoverGlobalCluster, made once the cluster was available"
+    );
+    assert!(
+        state.aurora.refused.is_empty(),
+        "no request Aurora had to refuse: {:?}",
+        state.aurora.refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_after_a_crash_waits_for_its_own_operation_and_refuses_a_foreign_one() {
+    let f = Fixture::create().await;
+    let backend = AwsBackend::new(f.clients.clone(), f.topology.clone());
+    let arn = |region: &str| {
+        f.model
+            .state()
+            .aurora
+            .members
+            .iter()
+            .find(|m| m.region == region)
+            .unwrap()
+            .arn
+            .clone()
+    };
+    // A switchover to the standby already under way (an earlier attempt asked, then crashed): promote
+    // waits for it and asks nothing more.
+    let (primary_arn, standby_arn) = (arn(PRIMARY), arn(STANDBY));
+    f.model.state().aurora.operation = Some(fixture::model::Operation {
+        kind: fixture::model::OperationKind::Switchover,
+        from_arn: primary_arn.clone(),
+        to_arn: standby_arn.clone(),
+        observations_left: 3,
+    });
+    backend
+        .promote(&step(RunKind::Switchover, "promote"), false)
+        .await
+        .unwrap_or_else(|e| panic!("promote: {e:?}"));
+    assert_eq!(f.model.state().aurora.writer_region(), Some(STANDBY));
+    assert!(f.model.state().aurora.switchovers.is_empty());
+    assert!(f.model.state().aurora.refused.is_empty());
+
+    // An operation towards another cluster (an operator's, say): refused with what is going on, nothing
+    // asked.
+    f.model.state().aurora.operation = Some(fixture::model::Operation {
+        kind: fixture::model::OperationKind::Switchover,
+        from_arn: standby_arn,
+        to_arn: primary_arn,
+        observations_left: 50,
+    });
+    let err = backend
+        .promote(&step(RunKind::Switchover, "promote"), false)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("another operation"), "{}", err.message);
+    assert!(f.model.state().aurora.switchovers.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_drained_reads_aurora_state_not_a_lag_metric() {
+    let f = Fixture::create().await;
+    let backend = AwsBackend::new(f.clients.clone(), f.topology.clone());
+    let ctx = step(RunKind::Switchover, "wait-drained");
+    // The CloudWatch lag metric says nothing useful here (one stale datapoint of 0 ms); the member's
+    // synchronization status does.
+    {
+        let mut state = f.model.state();
+        for m in &mut state.aurora.members {
+            if m.region == STANDBY {
+                m.synchronization = "pending-resync".into();
+            }
+        }
+    }
+    let err = backend.wait_drained(&ctx).await.unwrap_err();
+    assert!(err.message.contains("pending-resync"), "{}", err.message);
+    {
+        let mut state = f.model.state();
+        for m in &mut state.aurora.members {
+            m.synchronization = "connected".into();
+        }
+    }
+    let out = backend.wait_drained(&ctx).await.unwrap();
+    assert!(out.detail.contains("RPO 0"), "{}", out.detail);
+}
