@@ -8,12 +8,14 @@
 //!   DynamoDB journal table, with conditional writes;
 //! - [`S3ReportSink`] ([`report_sink`]): run reports uploaded to S3 (and kept locally);
 //! - [`lambda`]: the DR automation Lambda's event handling (the `dr-automation` binary wraps it);
-//! - [`package`]: the Lambda zip layout `lifeboat package` writes.
+//! - [`package`]: the Lambda zip layout `lifeboat package` writes;
+//! - [`control_state`]: creating the DR control parameters once, outside any stack.
 //!
 //! [`AwsEnvironment::connect`] wires all of it for one environment.
 
 pub mod backend;
 pub mod clients;
+pub mod control_state;
 pub mod errors;
 pub mod journal_table;
 pub mod lambda;

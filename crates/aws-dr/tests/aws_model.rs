@@ -231,3 +231,95 @@ async fn wait_drained_reads_aurora_state_not_a_lag_metric() {
     let out = backend.wait_drained(&ctx).await.unwrap();
     assert!(out.detail.contains("RPO 0"), "{}", out.detail);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_state_is_created_once_and_a_redeployed_region_learns_the_current_one() {
+    let f = Fixture::create().await;
+    let t = &f.topology;
+    let names = [t.ssm_active_region(), t.ssm_epoch(), t.ssm_fence()];
+    // After a failover: the standby active at epoch 5 in both regions.
+    for region in [PRIMARY, STANDBY] {
+        for (name, value) in names.iter().zip([STANDBY, "5", "lowered"]) {
+            f.direct[region]
+                .ssm
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let seeded = lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap();
+    assert!(
+        seeded.iter().all(|s| s.created.is_empty()),
+        "nothing created where the state exists: {seeded:?}"
+    );
+    for region in [PRIMARY, STANDBY] {
+        assert_eq!(f.param(region, &names[0]).await, STANDBY, "in {region}");
+        assert_eq!(f.param(region, &names[1]).await, "5", "in {region}");
+    }
+
+    // The primary region's parameters are gone (its stacks were deleted and deployed again): they are
+    // created from the state of the newest epoch, not as "primary active, epoch 1".
+    f.direct[PRIMARY]
+        .ssm
+        .delete_parameters()
+        .set_names(Some(names.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let seeded = lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap();
+    let primary = seeded.iter().find(|s| s.region == PRIMARY).unwrap();
+    assert_eq!(primary.created.len(), 3, "{seeded:?}");
+    assert_eq!(f.param(PRIMARY, &names[0]).await, STANDBY);
+    assert_eq!(f.param(PRIMARY, &names[1]).await, "5");
+    assert_eq!(f.param(PRIMARY, &names[2]).await, "lowered");
+
+    // A stack update deleted them everywhere after `current` read them: `seed` puts back what was read.
+    let remembered = lifeboat_aws_dr::control_state::current(&f.clients, t)
+        .await
+        .unwrap();
+    assert_eq!(remembered.as_ref().map(|r| r.epoch), Some(5));
+    for region in [PRIMARY, STANDBY] {
+        f.direct[region]
+            .ssm
+            .delete_parameters()
+            .set_names(Some(names.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    lifeboat_aws_dr::control_state::seed(&f.clients, t, remembered.as_ref())
+        .await
+        .unwrap();
+    for region in [PRIMARY, STANDBY] {
+        assert_eq!(f.param(region, &names[0]).await, STANDBY, "in {region}");
+        assert_eq!(f.param(region, &names[1]).await, "5", "in {region}");
+    }
+
+    // A first deploy: nothing anywhere, the configured primary starts active at epoch 1.
+    for region in [PRIMARY, STANDBY] {
+        f.direct[region]
+            .ssm
+            .delete_parameters()
+            .set_names(Some(names.to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap();
+    for region in [PRIMARY, STANDBY] {
+        assert_eq!(f.param(region, &names[0]).await, PRIMARY);
+        assert_eq!(f.param(region, &names[1]).await, "1");
+        assert_eq!(f.param(region, &names[2]).await, "lowered");
+    }
+}

@@ -60,6 +60,18 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             selection.ordered.len(),
             target_line(&synth, ctx)
         );
+        // The storefront and the runbooks read the DR control state from the first request on, and no
+        // stack owns it: it is created here, once, where it is missing, and put back after the stacks
+        // changed (an update of a stack from before this rule deletes the parameters it owned).
+        let control = if selection
+            .ordered
+            .iter()
+            .any(|id| id.starts_with("compute-") || id.starts_with("dr-automation-"))
+        {
+            Some(ControlState::seed_before(ctx).await?)
+        } else {
+            None
+        };
         let view = LiveView::new(&synth, &selection.ordered, args.yes, ctx.style);
         let prepared = assets::prepare_assets(
             &synth,
@@ -81,6 +93,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             )
             .await;
         view.finish();
+        // Also after a failed deploy: whatever the stacks did to the parameters, the state read before
+        // is put back.
+        if let Some(control) = &control {
+            control.seed_after().await?;
+        }
         report.map_err(engine_error)
     })?;
     print_report(&report, ctx.json);
@@ -97,5 +114,65 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
                 format!("{bad} of {} stacks did not deploy", report.stacks.len()),
             ))
         }
+    }
+}
+
+/// The DR control parameters (active region, epoch, fence) around a deploy
+/// (`lifeboat_aws_dr::control_state`): created where missing before the stacks change, without overwriting
+/// any, and put back from what was read before once they changed.
+struct ControlState {
+    clients: lifeboat_aws_dr::Clients,
+    topology: lifeboat_aws_dr::Topology,
+    before: Option<lifeboat_aws_dr::control_state::ControlTruth>,
+}
+
+impl ControlState {
+    async fn seed_before(ctx: &Context) -> Result<Self, CliError> {
+        let config = ctx.config()?;
+        let topology = lifeboat_aws_dr::Topology::from_config(&config);
+        let clients = match &ctx.overrides.aws_clients {
+            Some(clients) => clients.clone(),
+            None => {
+                let connection = lifeboat_aws_dr::Connection {
+                    endpoint_url: ctx.endpoint_url.clone(),
+                    static_credentials: None,
+                };
+                lifeboat_aws_dr::Clients::connect(&connection, &topology.regions()).await
+            }
+        };
+        let before = lifeboat_aws_dr::control_state::current(&clients, &topology)
+            .await
+            .map_err(control_error)?;
+        let state = Self {
+            clients,
+            topology,
+            before,
+        };
+        state.seed_after().await?;
+        Ok(state)
+    }
+
+    async fn seed_after(&self) -> Result<(), CliError> {
+        let seeded =
+            lifeboat_aws_dr::control_state::seed(&self.clients, &self.topology, self.before.as_ref())
+                .await
+                .map_err(control_error)?;
+        for s in seeded.iter().filter(|s| !s.created.is_empty()) {
+            eprintln!(
+                "DR control state created in {}: {}",
+                s.region,
+                s.created.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn control_error(e: lifeboat_runbook::BackendError) -> CliError {
+    let message = format!("the DR control parameters: {}", e.message);
+    if e.kind == lifeboat_runbook::BackendErrorKind::Unavailable {
+        CliError::unavailable(message)
+    } else {
+        CliError::failed(message)
     }
 }

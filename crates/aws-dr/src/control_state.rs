@@ -1,0 +1,152 @@
+//! The DR control state (active region, fencing epoch, write fence) is live state: runbooks change it, and
+//! no stack owns it. CloudFormation re-applies a resource's template values whenever it updates that
+//! resource and deletes it with its stack
+//! (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-update-behaviors.html),
+//! so a parameter owned by a stack would be put back to "primary active, epoch 1" by any later template
+//! change. `lifeboat deploy` creates the parameters once instead, with [`seed`], and never overwrites them.
+
+use aws_sdk_ssm::types::ParameterType;
+use lifeboat_runbook::BackendError;
+
+use crate::clients::{Clients, RegionClients};
+use crate::errors::sdk_error;
+use crate::observe::{self, ControlParams};
+use crate::topology::Topology;
+
+/// The epoch a pair starts at before any runbook ran (the value the stacks used to create).
+pub const INITIAL_EPOCH: u64 = 1;
+
+/// What [`seed`] did in one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeded {
+    pub region: String,
+    /// Parameters created, `name=value`; empty when every one existed already.
+    pub created: Vec<String>,
+}
+
+/// The control state as published under the newest epoch in either region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlTruth {
+    pub active_region: String,
+    pub epoch: u64,
+    pub fence_raised: bool,
+}
+
+/// The newest control state either region publishes; `None` where neither has any.
+///
+/// `lifeboat deploy` reads it before updating stacks: an update of a stack that still owns the parameters
+/// (templates older than this rule) deletes them, and [`seed`] afterwards puts back what was read here.
+pub async fn current(
+    clients: &Clients,
+    topology: &Topology,
+) -> Result<Option<ControlTruth>, BackendError> {
+    let mut held = Vec::new();
+    for region in topology.regions() {
+        let c = clients.region(region)?;
+        held.push(read(c, topology).await?);
+    }
+    Ok(newest(held.iter(), None))
+}
+
+fn newest<'a>(
+    held: impl Iterator<Item = &'a ControlParams>,
+    remembered: Option<&ControlTruth>,
+) -> Option<ControlTruth> {
+    held.filter_map(|p| {
+        Some(ControlTruth {
+            active_region: p.active_region.clone()?,
+            epoch: p.epoch?,
+            fence_raised: p.fence_raised.unwrap_or(false),
+        })
+    })
+    .chain(remembered.cloned())
+    .max_by_key(|t| t.epoch)
+}
+
+/// Creates the control parameters that are missing in either region, never touching one that exists.
+///
+/// A missing value is taken from the state published under the newest epoch in either region or in
+/// `remembered` (a region redeployed after a failover learns who is active now); only where there is no
+/// state at all is it the initial one: the configured primary active, [`INITIAL_EPOCH`], fence lowered.
+pub async fn seed(
+    clients: &Clients,
+    topology: &Topology,
+    remembered: Option<&ControlTruth>,
+) -> Result<Vec<Seeded>, BackendError> {
+    let mut held = Vec::new();
+    for region in topology.regions() {
+        let c = clients.region(region)?;
+        held.push((c, read(c, topology).await?));
+    }
+    let truth = newest(held.iter().map(|(_, p)| p), remembered).unwrap_or(ControlTruth {
+        active_region: topology.primary_region.clone(),
+        epoch: INITIAL_EPOCH,
+        fence_raised: false,
+    });
+    let mut report = Vec::new();
+    for (c, params) in &held {
+        let mut created = Vec::new();
+        let wanted = [
+            (
+                topology.ssm_active_region(),
+                params.active_region.is_none(),
+                truth.active_region.clone(),
+            ),
+            (
+                topology.ssm_epoch(),
+                params.epoch.is_none(),
+                truth.epoch.to_string(),
+            ),
+            (
+                topology.ssm_fence(),
+                params.fence_raised.is_none(),
+                if truth.fence_raised { "raised" } else { "lowered" }.to_owned(),
+            ),
+        ];
+        for (name, missing, value) in wanted {
+            if missing && create(c, &name, &value).await? {
+                created.push(format!("{name}={value}"));
+            }
+        }
+        report.push(Seeded {
+            region: c.region.clone(),
+            created,
+        });
+    }
+    Ok(report)
+}
+
+async fn read(c: &RegionClients, topology: &Topology) -> Result<ControlParams, BackendError> {
+    observe::control_params(
+        c,
+        &topology.ssm_active_region(),
+        &topology.ssm_epoch(),
+        &topology.ssm_fence(),
+        &topology.ssm_endpoint(&c.region),
+    )
+    .await
+}
+
+/// Creates `name` unless it exists (a concurrent deploy may have just made it); whether it created it.
+async fn create(c: &RegionClients, name: &str, value: &str) -> Result<bool, BackendError> {
+    match c
+        .ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(ParameterType::String)
+        .overwrite(false)
+        .description("lifeboat DR control state: changed by runbooks, never by a stack")
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_parameter_already_exists()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(sdk_error(&format!("creating parameter {name}"), &c.region, e)),
+    }
+}
