@@ -20,7 +20,8 @@ standby = "us-west-2"
 # CostCenter = "1234"
 
 [dns]
-# lifeboat creates a public hosted zone for this domain; delegate it from your registrar.
+# lifeboat creates a public hosted zone for this domain; delegate it from your registrar. The default is a
+# reserved name (RFC 2606): `lifeboat synth` works with it, `lifeboat deploy` refuses it. Set a domain you own.
 domain = "shop.example.com"
 # The failover record: www.shop.example.com points at the primary, or the standby when the primary is unhealthy.
 record = "www"
