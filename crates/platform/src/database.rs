@@ -17,9 +17,16 @@ pub const ENGINE: &str = "aurora-mysql";
 pub const LOG_EXPORTS: &[&str] = &["audit", "error", "slowquery"];
 
 /// What happens to data-holding resources when their stack or resource is deleted: kept, except in `dev`.
+///
+/// Kept means RetainExceptOnCreate, not Retain: a resource is still kept when its stack is deleted or an update
+/// removes it, but when the operation that *created* it fails and rolls back, CloudFormation deletes it
+/// (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html).
+/// With Retain, a failed first deploy left the fixed-name resources (the database secret, the global cluster,
+/// the buckets and tables) behind, and every retry failed with "already exists"; a resource created by a
+/// failed attempt holds no data worth keeping.
 pub fn keep(config: &Config) -> DeletionPolicy {
     if config.deletion_protection() {
-        DeletionPolicy::Retain
+        DeletionPolicy::RetainExceptOnCreate
     } else {
         DeletionPolicy::Delete
     }
