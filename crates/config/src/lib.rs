@@ -115,7 +115,7 @@ pub struct Alerts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Database {
-    /// Aurora MySQL 3 engine version, e.g. `8.0.mysql_aurora.3.10.6`.
+    /// Aurora MySQL 3 engine version, e.g. `8.0.mysql_aurora.3.10.3`.
     pub engine_version: String,
     /// Name of the database created in the cluster.
     pub name: String,
@@ -126,7 +126,13 @@ pub struct Database {
 impl Default for Database {
     fn default() -> Self {
         Self {
-            engine_version: "8.0.mysql_aurora.3.10.6".into(),
+            // The newest patch of the 3.10 long-term support line in the release notes (2026-01-02,
+            // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraMySQLReleaseNotes/AuroraMySQL.Updates.3103.html).
+            // Global databases take Aurora MySQL 3.01.0 and higher in both default regions
+            // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.GlobalDatabase.html).
+            // The former default, 3.10.6, does not appear in those release notes; a version RDS does not offer
+            // fails the global cluster at deploy time.
+            engine_version: "8.0.mysql_aurora.3.10.3".into(),
             name: "shop".into(),
             backup_retention_days: 7,
             capacity: DatabaseCapacity::default(),

@@ -32,6 +32,17 @@ pub fn keep(config: &Config) -> DeletionPolicy {
     }
 }
 
+/// Whether an Aurora MySQL engine version is on a long-term support line (3.04 and 3.10, per
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Update.SpecialVersions.html).
+/// AWS advises against automatic minor version upgrades on those: the upgrade campaign may move the cluster to
+/// a version that is not LTS (release notes of 3.10.0,
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraMySQLReleaseNotes/AuroraMySQL.Updates.3100.html).
+pub fn is_long_term_support(engine_version: &str) -> bool {
+    ["8.0.mysql_aurora.3.04.", "8.0.mysql_aurora.3.10."]
+        .iter()
+        .any(|line| engine_version.starts_with(line))
+}
+
 pub fn build(config: &Config, role: Role) -> Stack {
     let names = config.names();
     let mut s = Stack::new(
@@ -163,7 +174,9 @@ pub fn build(config: &Config, role: Role) -> Stack {
                 availability_zone: Some(select(u32::try_from(index).unwrap_or(0), Expr::GetAzs)),
                 publicly_accessible: Some(false.into()),
                 promotion_tier: Some(u32::try_from(index).unwrap_or(0).into()),
-                auto_minor_version_upgrade: Some(true.into()),
+                auto_minor_version_upgrade: Some(
+                    (!is_long_term_support(&config.database.engine_version)).into(),
+                ),
             },
         );
     }
