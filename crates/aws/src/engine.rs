@@ -758,9 +758,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 .await
                 .map_err(|e| e.to_string())?;
             match state.status.as_str() {
-                "CREATE_COMPLETE" if state.changes.is_empty() => {
-                    return Ok(Prepared::NoChanges(cs_id));
-                }
+                // Possibly without resource changes: the caller decides (see `differs_from_deployed`).
                 "CREATE_COMPLETE" => return Ok(Prepared::Ready(cs_id, state.changes)),
                 "FAILED" => {
                     let reason = state
@@ -1263,7 +1261,19 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             parameters: params,
             tags: vec![],
         };
-        let prepared = self.prepare_change_set(api, &request).await;
+        let mut prepared = self.prepare_change_set(api, &request).await;
+        // As in deploy: an empty change set of an existing stack changes outputs only if the template or the
+        // parameters differ from the deployed ones.
+        if let Ok(Prepared::Ready(cs_id, changes)) = &prepared
+            && changes.is_empty()
+            && kind == ChangeSetKind::Update
+            && !self
+                .differs_from_deployed(api, entry, &request)
+                .await
+                .unwrap_or(true)
+        {
+            prepared = Ok(Prepared::NoChanges(cs_id.clone()));
+        }
         let cs_id = match &prepared {
             Ok(Prepared::NoChanges(id) | Prepared::Failed(id, _) | Prepared::Ready(id, _)) => {
                 Some(id.clone())
