@@ -19,19 +19,42 @@ pub struct StackSnapshot {
     /// `IN_SYNC`, `DRIFTED`, `NOT_CHECKED`, ... when the API reports it.
     pub drift_status: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    /// The parameter values the stack was last deployed with.
+    pub parameters: BTreeMap<String, String>,
+    /// Whether DeleteStack is refused until termination protection is turned off.
+    pub termination_protection: bool,
 }
+
+// Stack statuses, as CloudFormation documents them
+// (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html#cfn-console-view-stack-data-resources-status-codes,
+// and the API's StackStatus type, https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html).
+// What deploy, destroy and status do with each is in docs/deploy.md.
 
 /// Whether a stack status is the end state of an operation (nothing is in progress).
 pub fn is_settled(status: &str) -> bool {
     !status.ends_with("_IN_PROGRESS")
 }
 
-/// Whether a settled status means the last operation succeeded and the stack can be used.
+/// Whether a settled status means the last operation succeeded.
 pub fn is_healthy(status: &str) -> bool {
     matches!(
         status,
         "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "IMPORT_COMPLETE"
     )
+}
+
+/// Whether the stack is deployed and usable: its last operation succeeded, or a failed update or import was
+/// rolled back to the last good template (UPDATE_ROLLBACK_COMPLETE, IMPORT_ROLLBACK_COMPLETE). RollbackStack's
+/// documentation lists exactly these five as a stack's "last known stable state"
+/// (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_RollbackStack.html). Its outputs are
+/// readable and it can be updated. ROLLBACK_COMPLETE is not among them: a failed *create* rolled back leaves a
+/// stack with no resources that can only be deleted.
+pub fn is_deployed(status: &str) -> bool {
+    is_healthy(status)
+        || matches!(
+            status,
+            "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE"
+        )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +107,7 @@ pub struct StackResource {
     pub physical_id: Option<String>,
     pub resource_type: String,
     pub status: String,
+    pub status_reason: Option<String>,
 }
 
 /// An AWS call that failed, with the service's message.
@@ -119,6 +143,28 @@ pub trait RegionApi: Sync {
     fn execute_change_set(&self, id: &str) -> impl Future<Output = ApiResult<()>> + Send;
     fn delete_change_set(&self, id: &str) -> impl Future<Output = ApiResult<()>> + Send;
     fn delete_stack(&self, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    /// DeleteStack with RetainResources: only for a stack in DELETE_FAILED; the stack goes, the resources named
+    /// (logical ids) stay in the account.
+    fn delete_stack_retaining(
+        &self,
+        name: &str,
+        retain: &[String],
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// ContinueUpdateRollback for a stack in UPDATE_ROLLBACK_FAILED, skipping the resources named (logical ids
+    /// of resources whose rollback failed).
+    fn continue_update_rollback(
+        &self,
+        name: &str,
+        skip: &[String],
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// UpdateTerminationProtection.
+    fn set_termination_protection(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> impl Future<Output = ApiResult<()>> + Send;
+    /// The template the stack was last deployed with (GetTemplate, stage Original).
+    fn deployed_template(&self, name: &str) -> impl Future<Output = ApiResult<String>> + Send;
     /// Events newer than `after_event_id` (all when `None`), newest first.
     fn stack_events(
         &self,

@@ -298,6 +298,35 @@ pub fn asset_needs(synth: &SynthOutput, ids: &[String]) -> AssetNeeds {
     needs
 }
 
+/// The code packages the selected stacks need that `artifacts_dir` does not hold, each with the stacks that
+/// need it. A deploy refuses these unless placeholders are asked for: a placeholder `bootstrap` exits 1, so
+/// both load balancers would answer 502 and the health alarms fire minutes after a deploy that looked fine.
+pub fn missing_artifacts(
+    synth: &SynthOutput,
+    ids: &[String],
+    artifacts_dir: Option<&Path>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut missing: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for id in ids {
+        let Some(entry) = synth.stack(id) else {
+            continue;
+        };
+        for p in &entry.parameters {
+            if let ParameterSource::Artifact { artifact, .. } = &p.source {
+                let present =
+                    artifacts_dir.is_some_and(|dir| dir.join(format!("{artifact}.zip")).is_file());
+                if !present {
+                    missing
+                        .entry(artifact.clone())
+                        .or_default()
+                        .insert(id.clone());
+                }
+            }
+        }
+    }
+    missing
+}
+
 /// Where the packages and large templates of a run are (or would be).
 #[derive(Debug, Clone, Default)]
 pub struct PreparedAssets {
@@ -370,6 +399,15 @@ pub async fn prepare_assets<A: RegionApi>(
         }
         let artifact = &loaded[name];
         let Some(bucket) = bucket_of(region) else {
+            // A preview may run before any bootstrap. A deploy must not go on without the package: the stack
+            // would fail later with "artifact was not uploaded", far from the cause.
+            if upload {
+                return Err(EngineError::Aws(format!(
+                    "the bootstrap stack {} in {region} is not usable (no {BUCKET_OUTPUT} output), so {name} \
+                     cannot be uploaded; see `lifeboat status`",
+                    bootstrap_stack_name(&synth.manifest.project, &synth.manifest.environment)
+                )));
+            }
             continue;
         };
         if upload {
@@ -396,6 +434,13 @@ pub async fn prepare_assets<A: RegionApi>(
             continue;
         };
         let Some(bucket) = bucket_of(&entry.region) else {
+            if upload {
+                return Err(EngineError::Aws(format!(
+                    "the bootstrap stack in {} is not usable (no {BUCKET_OUTPUT} output), so the template of {id} \
+                     cannot be uploaded; see `lifeboat status`",
+                    entry.region
+                )));
+            }
             continue;
         };
         let body = synth.template(id);
@@ -466,6 +511,58 @@ mod tests {
         let placeholder = load_artifact(Some(dir.path()), "dr-automation").unwrap();
         assert!(placeholder.source.is_none());
         assert!(placeholder.key().starts_with("lambda/dr-automation/"));
+    }
+
+    #[test]
+    fn missing_artifacts_name_each_package_and_the_stacks_that_need_it() {
+        use lifeboat_contract::manifest::{ArtifactPart, StackParameter};
+        let stack = |id: &str, artifact: &str| StackEntry {
+            id: id.into(),
+            name: format!("shop-dev-{id}"),
+            component: "compute".into(),
+            region: "us-east-1".into(),
+            template: format!("{id}.template.json"),
+            depends_on: vec![],
+            parameters: vec![StackParameter {
+                name: "CodeKey".into(),
+                source: ParameterSource::Artifact {
+                    artifact: artifact.into(),
+                    part: ArtifactPart::Key,
+                },
+            }],
+            outputs: vec![],
+            resource_count: 1,
+            stateful_resources: vec![],
+        };
+        let manifest = Manifest {
+            format_version: lifeboat_contract::MANIFEST_FORMAT_VERSION,
+            project: "shop".into(),
+            environment: "dev".into(),
+            primary_region: "us-east-1".into(),
+            standby_region: "us-west-2".into(),
+            stacks: vec![
+                stack("compute-primary", "storefront"),
+                stack("dr-primary", "dr-automation"),
+            ],
+        };
+        let templates = manifest
+            .stacks
+            .iter()
+            .map(|s| (s.id.clone(), "{}".to_string()))
+            .collect();
+        let synth = SynthOutput::from_parts(PathBuf::new(), manifest, templates).unwrap();
+        let ids = vec!["compute-primary".to_string(), "dr-primary".to_string()];
+        let none = missing_artifacts(&synth, &ids, None);
+        assert_eq!(
+            none.keys().collect::<Vec<_>>(),
+            ["dr-automation", "storefront"]
+        );
+        assert!(none["storefront"].contains("compute-primary"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("storefront.zip"), b"zip").unwrap();
+        let some = missing_artifacts(&synth, &ids, Some(dir.path()));
+        assert_eq!(some.keys().collect::<Vec<_>>(), ["dr-automation"]);
+        assert!(missing_artifacts(&synth, &ids[..1], Some(dir.path())).is_empty());
     }
 
     #[test]

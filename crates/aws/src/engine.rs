@@ -11,8 +11,8 @@ use lifeboat_contract::manifest::{ArtifactPart, ParameterSource, StackEntry};
 use serde::Serialize;
 
 use crate::api::{
-    ApiError, ChangeSetKind, ChangeSetRequest, RegionApi, StackEvent, StackSnapshot,
-    TemplateSource, is_healthy, is_settled,
+    ApiError, ChangeSetKind, ChangeSetRequest, RegionApi, StackEvent, StackResource, StackSnapshot,
+    TemplateSource, is_deployed, is_healthy, is_settled,
 };
 use crate::changes::{self, ResourceChange, StatefulRisk};
 use crate::error::EngineError;
@@ -37,6 +37,13 @@ pub struct EngineOptions {
     /// through change sets (it does for UpdateStack); real CloudFormation does not need this. On only for a
     /// local endpoint.
     pub recompute_outputs: bool,
+    /// Per stack id, the resources (logical ids) that ContinueUpdateRollback may skip when the stack is in
+    /// UPDATE_ROLLBACK_FAILED (`deploy --skip-rollback-resources`). Skipping leaves those resources out of
+    /// step with the template; only the user can decide that, so nothing is skipped unless named.
+    pub rollback_skip: BTreeMap<String, Vec<String>>,
+    /// Turn termination protection on for stateful stacks outside `dev` after they deploy. Off for local
+    /// emulators, which do not implement UpdateTerminationProtection (moto 5.2 does not).
+    pub termination_protection: bool,
 }
 
 impl Default for EngineOptions {
@@ -47,8 +54,24 @@ impl Default for EngineOptions {
             poll_initial: Duration::from_millis(200),
             poll_max: Duration::from_secs(5),
             recompute_outputs: false,
+            rollback_skip: BTreeMap::new(),
+            termination_protection: true,
         }
     }
+}
+
+/// Whether a stack should carry termination protection: it holds data (the manifest lists stateful resources)
+/// and the environment is not `dev` (the same line the config draws for deletion protection, see
+/// `lifeboat_config::Config::deletion_protection`). Termination protection makes DeleteStack fail until it is
+/// turned off (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html).
+pub fn wants_termination_protection(environment: &str, entry: &StackEntry) -> bool {
+    environment != "dev" && !entry.stateful_resources.is_empty()
+}
+
+/// Buckets whose contents are logs lifeboat's own resources write (the load balancers' access logs): destroy
+/// empties them without `--force`, and empties them again when a late delivery makes the deletion fail.
+pub fn is_log_bucket(logical_id: &str) -> bool {
+    logical_id.ends_with("LogsBucket")
 }
 
 /// Where an uploaded code package lies.
@@ -244,6 +267,43 @@ pub struct StackStatus {
     pub last_updated: Option<String>,
     pub drift_status: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    pub termination_protection: bool,
+    /// What `deploy` and `destroy` would do with a stack in this status, when it is not an ordinary one.
+    pub next_step: Option<String>,
+}
+
+/// What deploy and destroy do with a stack in `status` when that is not simply "update it" / "delete it".
+/// The same table is in docs/deploy.md.
+pub fn next_step(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "ROLLBACK_COMPLETE" => {
+            "a first create failed and was rolled back; deploy deletes the empty stack and creates it again"
+        }
+        "ROLLBACK_FAILED" => {
+            "a first create failed and could not be rolled back; deploy deletes it (emptying its buckets, \
+             retaining and listing what still cannot be deleted) and creates it again; destroy deletes it"
+        }
+        "DELETE_FAILED" => {
+            "a deletion failed; destroy (or deploy) deletes it again, retaining and listing what cannot be deleted"
+        }
+        "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE" => {
+            "deployed with its last good template (the last update failed and was rolled back); deploy updates it"
+        }
+        "UPDATE_ROLLBACK_FAILED" => {
+            "an update failed and its rollback too; deploy continues the rollback (ContinueUpdateRollback, \
+             --skip-rollback-resources STACK:RESOURCE for resources that cannot roll back), then updates it"
+        }
+        "CREATE_FAILED" | "UPDATE_FAILED" => {
+            "an operation failed with rollback disabled; roll it back (aws cloudformation rollback-stack) or \
+             destroy it, then deploy"
+        }
+        "IMPORT_ROLLBACK_FAILED" => {
+            "a resource import failed to roll back; fix the resources named in its events, or destroy it"
+        }
+        "REVIEW_IN_PROGRESS" => "an unexecuted change set created it; deploy creates it",
+        s if !is_settled(s) => "an operation is in progress; deploy and destroy wait for it to end",
+        _ => return None,
+    })
 }
 
 /// Data that destroying the selected stacks would delete.
@@ -276,8 +336,13 @@ pub struct DestroyPlan {
     pub to_delete: Vec<String>,
     pub absent: Vec<String>,
     pub data: Vec<DataFinding>,
-    /// Non-empty buckets per stack, emptied before the stack is deleted (only used with `--force`).
+    /// Non-empty buckets per stack, emptied before the stack is deleted (log buckets always, the others only
+    /// with `--force`).
     pub buckets_to_empty: BTreeMap<String, Vec<String>>,
+    /// Stacks with termination protection on: destroy turns it off only with `--force`.
+    pub protected: Vec<String>,
+    /// The buckets of `buckets_to_empty` that hold only logs (see [`is_log_bucket`]): emptied without `--force`.
+    pub log_buckets: BTreeSet<String>,
 }
 
 /// A finished apply: stack id, outcome, outputs, time taken.
@@ -336,7 +401,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 .await
                 .map_err(api_error)?
             {
-                Some(s) if is_healthy(&s.status) => {
+                Some(s) if is_deployed(&s.status) => {
                     outputs.insert(id.to_string(), s.outputs);
                 }
                 Some(s) => missing.push(format!(
@@ -501,15 +566,29 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             phase: Phase::Planning,
         });
 
-        let existing = api
+        let mut existing = api
             .describe_stack(&entry.name)
             .await
             .map_err(|e| e.to_string())?;
-        let kind = match &existing {
-            None => ChangeSetKind::Create,
-            Some(s) if s.status == "REVIEW_IN_PROGRESS" => ChangeSetKind::Create,
-            Some(s) if s.status == "ROLLBACK_COMPLETE" => {
-                // A failed first create leaves a stack that can only be deleted; recreate it in the same pass.
+        // Another operation is running (someone else's deploy, a rollback, a cleanup): wait for its end state,
+        // then decide from that.
+        if let Some(s) = &existing
+            && !is_settled(&s.status)
+            && s.status != "REVIEW_IN_PROGRESS"
+        {
+            observer.event(Progress::Phase {
+                stack: id.clone(),
+                phase: Phase::WaitingForOperation,
+            });
+            existing = self.settle(api, entry, None, observer).await?.0;
+        }
+        let kind = match existing.as_ref().map(|s| s.status.as_str()) {
+            None | Some("REVIEW_IN_PROGRESS") => ChangeSetKind::Create,
+            Some("ROLLBACK_COMPLETE") => {
+                // A failed first create rolled back: the stack holds nothing and can only be deleted
+                // (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/troubleshooting.html#troubleshooting-errors-rollback-complete).
+                // Its resources were deleted or, per their DeletionPolicy, retained; RetainExceptOnCreate on the
+                // stateful ones makes CloudFormation delete them too, so the create below finds no leftovers.
                 observer.event(Progress::Phase {
                     stack: id.clone(),
                     phase: Phase::RemovingFailedStack,
@@ -521,21 +600,41 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                     .await?;
                 ChangeSetKind::Create
             }
-            Some(s) if !is_settled(&s.status) => {
-                return Err(format!(
-                    "{} is busy ({}); wait for that operation to finish",
-                    entry.name, s.status
-                ));
+            Some(status @ ("ROLLBACK_FAILED" | "DELETE_FAILED")) => {
+                // ROLLBACK_FAILED: a first create failed and CloudFormation could not delete everything it had
+                // created; the only operation left is DeleteStack. Everything in the stack was created by that
+                // failed attempt, so the buckets hold only what was written during it (a load balancer's test
+                // log object): emptying them is safe. DELETE_FAILED: an earlier deletion stopped; its buckets
+                // may hold real data, so only log buckets are emptied. What still cannot be deleted is retained
+                // (DeleteStack RetainResources, allowed for DELETE_FAILED stacks:
+                // https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeleteStack.html) and
+                // listed, and the stack is created again.
+                observer.event(Progress::Phase {
+                    stack: id.clone(),
+                    phase: Phase::RemovingFailedStack,
+                });
+                let empty_all = status == "ROLLBACK_FAILED";
+                self.remove_stack(api, entry, &[], empty_all, false, observer)
+                    .await?;
+                ChangeSetKind::Create
             }
-            Some(s) if s.status.ends_with("_FAILED") => {
+            Some("UPDATE_ROLLBACK_FAILED") => {
+                self.continue_rollback(api, entry, observer).await?;
+                ChangeSetKind::Update
+            }
+            Some(s) if is_deployed(s) => ChangeSetKind::Update,
+            Some(s) => {
+                let snapshot = existing.as_ref();
                 return Err(format!(
-                    "{} is in {} ({}); fix or delete it first",
+                    "{} is in {s} ({}); {}",
                     entry.name,
-                    s.status,
-                    s.status_reason.as_deref().unwrap_or("no reason given")
+                    snapshot
+                        .and_then(|x| x.status_reason.as_deref())
+                        .unwrap_or("no reason given"),
+                    next_step(s)
+                        .unwrap_or("lifeboat does not handle this status; see docs/deploy.md")
                 ));
             }
-            Some(_) => ChangeSetKind::Update,
         };
 
         let request = ChangeSetRequest {
@@ -547,7 +646,20 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             tags: vec![],
         };
         let request = &request;
-        let cs = self.prepare_change_set(api, request).await?;
+        let mut cs = self.prepare_change_set(api, request).await?;
+        // A change set that CloudFormation computed but that lists no resource change still changes
+        // something: real CloudFormation marks a change set with nothing at all to do FAILED ("didn't contain
+        // changes"), so an empty CREATE_COMPLETE one changes outputs (or parameters, tags, metadata). New
+        // outputs are published only when it is executed; deleting it would leave dependents reading "has no
+        // output". Emulators answer empty change sets for unchanged stacks too, so compare with the deployed
+        // template and parameters before executing.
+        if let Prepared::Ready(cs_id, changes) = &cs
+            && changes.is_empty()
+            && kind == ChangeSetKind::Update
+            && !self.differs_from_deployed(api, entry, request).await?
+        {
+            cs = Prepared::NoChanges(cs_id.clone());
+        }
         let (cs_id, changes) = match cs {
             Prepared::NoChanges(cs_id) => {
                 if !cs_id.is_empty() {
@@ -557,6 +669,8 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                     .describe_stack(&entry.name)
                     .await
                     .map_err(|e| e.to_string())?;
+                self.protect(api, entry, snapshot.as_ref(), observer)
+                    .await?;
                 return Ok((
                     Outcome::Unchanged,
                     snapshot.map(|s| s.outputs).unwrap_or_default(),
@@ -611,6 +725,8 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 .wait_stack(api, entry, None, Wait::Applied, observer)
                 .await?;
         }
+        self.protect(api, entry, snapshot.as_ref(), observer)
+            .await?;
         let counts = changes::count(&changes);
         let outcome = match kind {
             ChangeSetKind::Create => Outcome::Created { changes: counts },
@@ -642,9 +758,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 .await
                 .map_err(|e| e.to_string())?;
             match state.status.as_str() {
-                "CREATE_COMPLETE" if state.changes.is_empty() => {
-                    return Ok(Prepared::NoChanges(cs_id));
-                }
+                // Possibly without resource changes: the caller decides (see `differs_from_deployed`).
                 "CREATE_COMPLETE" => return Ok(Prepared::Ready(cs_id, state.changes)),
                 "FAILED" => {
                     let reason = state
@@ -670,7 +784,8 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         }
     }
 
-    /// Waits until the stack's current operation settles, reporting resource progress and failing resources.
+    /// Waits until the stack's current operation settles, reporting resource progress and failing resources;
+    /// an end state other than the one wanted is an error naming the first failing resource.
     async fn wait_stack(
         &self,
         api: &A,
@@ -679,6 +794,57 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         want: Wait,
         observer: &dyn Observer,
     ) -> Result<Option<StackSnapshot>, String> {
+        let (snapshot, failures) = self
+            .settle_reporting(api, entry, marker, want == Wait::Applied, observer)
+            .await?;
+        let status = snapshot.as_ref().map(|s| s.status.clone());
+        match (want, status.as_deref()) {
+            (Wait::Deleted, None | Some("DELETE_COMPLETE")) => Ok(None),
+            (Wait::Applied, None) => {
+                Err(format!("{} disappeared while being deployed", entry.name))
+            }
+            (Wait::Applied, Some(s)) if is_healthy(s) => Ok(snapshot),
+            (_, Some(s)) => {
+                let newest_first: Vec<StackEvent> = failures.iter().rev().cloned().collect();
+                let mut reason = match first_failure(&newest_first, &entry.name) {
+                    Some(e) => describe_failure(e),
+                    None => format!(
+                        "stack ended in {s}: {}",
+                        snapshot
+                            .as_ref()
+                            .and_then(|x| x.status_reason.clone())
+                            .unwrap_or_else(|| "no reason given".into())
+                    ),
+                };
+                if let Some(step) = next_step(s) {
+                    reason.push_str(&format!(" [{} is now {s}: {step}]", entry.name));
+                }
+                Err(reason)
+            }
+        }
+    }
+
+    /// Waits until the stack's current operation settles; returns the end state (`None`: the stack is gone)
+    /// and the failing events seen on the way.
+    async fn settle(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        marker: Option<String>,
+        observer: &dyn Observer,
+    ) -> Result<(Option<StackSnapshot>, Vec<StackEvent>), String> {
+        self.settle_reporting(api, entry, marker, false, observer)
+            .await
+    }
+
+    async fn settle_reporting(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        marker: Option<String>,
+        report_resources: bool,
+        observer: &dyn Observer,
+    ) -> Result<(Option<StackSnapshot>, Vec<StackEvent>), String> {
         let started = Instant::now();
         let mut interval = self.options.poll_initial;
         let mut reported: BTreeSet<String> = BTreeSet::new();
@@ -710,32 +876,12 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 }
             }
             let status = snapshot.as_ref().map(|s| s.status.clone());
-            match (&want, status.as_deref()) {
-                (Wait::Deleted, None) | (Wait::Deleted, Some("DELETE_COMPLETE")) => {
-                    return Ok(None);
-                }
-                (Wait::Applied, None) => {
-                    return Err(format!("{} disappeared while being deployed", entry.name));
-                }
-                (Wait::Applied, Some(s)) if is_settled(s) && is_healthy(s) => return Ok(snapshot),
-                (_, Some(s)) if is_settled(s) => {
-                    let newest_first: Vec<StackEvent> = failures.iter().rev().cloned().collect();
-                    let reason = match first_failure(&newest_first, &entry.name) {
-                        Some(e) => describe_failure(e),
-                        None => format!(
-                            "stack ended in {s}: {}",
-                            snapshot
-                                .and_then(|x| x.status_reason)
-                                .unwrap_or_else(|| "no reason given".into())
-                        ),
-                    };
-                    return Err(reason);
-                }
+            match status.as_deref() {
+                None => return Ok((None, failures)),
+                Some(s) if is_settled(s) => return Ok((snapshot, failures)),
                 _ => {}
             }
-            if want == Wait::Applied
-                && let Ok(resources) = api.stack_resources(&entry.name).await
-            {
+            if report_resources && let Ok(resources) = api.stack_resources(&entry.name).await {
                 let done = resources
                     .iter()
                     .filter(|r| r.status.ends_with("_COMPLETE"))
@@ -760,6 +906,253 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             tokio::time::sleep(interval).await;
             interval = (interval * 2).min(self.options.poll_max);
         }
+    }
+
+    /// Deletes a stack whatever its state, and returns what CloudFormation had to leave in the account.
+    ///
+    /// `buckets` are emptied first (destroy `--force`). A deletion that ends in DELETE_FAILED is looked at:
+    /// buckets among the resources that failed to delete are emptied (log buckets always, every bucket if
+    /// `empty_all_failed`) and the deletion retried once, since a bucket that is not empty cannot be deleted
+    /// and a load balancer may deliver its last logs after the first emptying. Whatever still fails is
+    /// retained with DeleteStack RetainResources, which CloudFormation accepts for stacks in DELETE_FAILED
+    /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeleteStack.html): the stack
+    /// goes, those resources stay, and each is reported (type, logical id, physical id, region, reason).
+    async fn remove_stack(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        buckets: &[String],
+        empty_all_failed: bool,
+        lift_protection: bool,
+        observer: &dyn Observer,
+    ) -> Result<Vec<String>, String> {
+        if !buckets.is_empty() {
+            observer.event(Progress::Phase {
+                stack: entry.id.clone(),
+                phase: Phase::EmptyingBuckets,
+            });
+            for b in buckets {
+                api.empty_bucket(b).await.map_err(|e| e.to_string())?;
+            }
+        }
+        let Some(current) = api
+            .describe_stack(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(vec![]);
+        };
+        if current.termination_protection {
+            if !lift_protection {
+                return Err(format!(
+                    "{} has termination protection; `lifeboat destroy --force` turns it off and deletes the stack",
+                    entry.name
+                ));
+            }
+            api.set_termination_protection(&entry.name, false)
+                .await
+                .map_err(|e| format!("turning off termination protection: {e}"))?;
+        }
+        let mut status = current.status;
+        let mut emptied_after_failure = false;
+        loop {
+            if status != "DELETE_FAILED" {
+                let marker = latest_event(api, &entry.name).await;
+                observer.event(Progress::Phase {
+                    stack: entry.id.clone(),
+                    phase: Phase::Deleting,
+                });
+                api.delete_stack(&entry.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (end, failures) = self.settle(api, entry, marker, observer).await?;
+                let Some(end) = end.filter(|s| s.status != "DELETE_COMPLETE") else {
+                    return Ok(vec![]);
+                };
+                if end.status != "DELETE_FAILED" {
+                    let newest_first: Vec<StackEvent> = failures.iter().rev().cloned().collect();
+                    return Err(match first_failure(&newest_first, &entry.name) {
+                        Some(e) => describe_failure(e),
+                        None => format!("deleting {} ended in {}", entry.name, end.status),
+                    });
+                }
+            }
+            let failed = failed_deletions(api, &entry.name).await?;
+            let to_empty: Vec<String> = failed
+                .iter()
+                .filter(|r| {
+                    r.resource_type == "AWS::S3::Bucket"
+                        && (empty_all_failed || is_log_bucket(&r.logical_id))
+                })
+                .filter_map(|r| r.physical_id.clone().filter(|p| !p.is_empty()))
+                .collect();
+            if emptied_after_failure || to_empty.is_empty() {
+                break;
+            }
+            emptied_after_failure = true;
+            observer.event(Progress::Phase {
+                stack: entry.id.clone(),
+                phase: Phase::EmptyingBuckets,
+            });
+            for b in &to_empty {
+                api.empty_bucket(b).await.map_err(|e| e.to_string())?;
+            }
+            status = String::new();
+        }
+        let failed = failed_deletions(api, &entry.name).await?;
+        let retain: Vec<String> = failed.iter().map(|r| r.logical_id.clone()).collect();
+        let left: Vec<String> = failed
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} ({}) in {}: {}",
+                    r.resource_type,
+                    r.logical_id,
+                    r.physical_id.as_deref().unwrap_or("-"),
+                    entry.region,
+                    r.status_reason.as_deref().unwrap_or("could not be deleted")
+                )
+            })
+            .collect();
+        observer.event(Progress::Phase {
+            stack: entry.id.clone(),
+            phase: Phase::RetainingResources,
+        });
+        let marker = latest_event(api, &entry.name).await;
+        api.delete_stack_retaining(&entry.name, &retain)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (end, _) = self.settle(api, entry, marker, observer).await?;
+        if let Some(end) = end.filter(|s| s.status != "DELETE_COMPLETE") {
+            return Err(format!(
+                "{} is still {} after retaining {}",
+                entry.name,
+                end.status,
+                retain.join(", ")
+            ));
+        }
+        for what in &left {
+            observer.event(Progress::Warning {
+                message: format!(
+                    "{} ({}) was deleted but CloudFormation left this in the account; delete it yourself once it is \
+                     no longer needed: {what}",
+                    entry.id, entry.name
+                ),
+            });
+        }
+        Ok(left)
+    }
+
+    /// Brings a stack in UPDATE_ROLLBACK_FAILED back to UPDATE_ROLLBACK_COMPLETE (its last good template) with
+    /// ContinueUpdateRollback, skipping only the resources the user named for this stack
+    /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ContinueUpdateRollback.html: only
+    /// resources in UPDATE_FAILED because their rollback failed may be skipped, and skipped ones are then out of
+    /// step with the template).
+    async fn continue_rollback(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        observer: &dyn Observer,
+    ) -> Result<(), String> {
+        let skip = self
+            .options
+            .rollback_skip
+            .get(&entry.id)
+            .cloned()
+            .unwrap_or_default();
+        observer.event(Progress::Phase {
+            stack: entry.id.clone(),
+            phase: Phase::ContinuingRollback,
+        });
+        let marker = latest_event(api, &entry.name).await;
+        api.continue_update_rollback(&entry.name, &skip)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (end, failures) = self.settle(api, entry, marker, observer).await?;
+        let status = end.map(|s| s.status).unwrap_or_default();
+        if status == "UPDATE_ROLLBACK_COMPLETE" {
+            return Ok(());
+        }
+        let stuck: Vec<String> = api
+            .stack_resources(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.status == "UPDATE_FAILED")
+            .map(|r| format!("{}:{}", entry.id, r.logical_id))
+            .collect();
+        let newest_first: Vec<StackEvent> = failures.iter().rev().cloned().collect();
+        let cause = first_failure(&newest_first, &entry.name)
+            .map(describe_failure)
+            .unwrap_or_else(|| "no reason given".into());
+        Err(format!(
+            "{} was in UPDATE_ROLLBACK_FAILED and continuing the rollback ended in {status}: {cause}. Fix the \
+             resource, or, if it cannot roll back, deploy again with --skip-rollback-resources {}",
+            entry.name,
+            if stuck.is_empty() {
+                format!("{}:<LogicalId>", entry.id)
+            } else {
+                stuck.join(",")
+            }
+        ))
+    }
+
+    /// Whether the request would change the deployed stack: its parameter values or its template.
+    async fn differs_from_deployed(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        request: &ChangeSetRequest,
+    ) -> Result<bool, String> {
+        let Some(current) = api
+            .describe_stack(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(true);
+        };
+        // DescribeStacks also lists parameters left at their defaults; only the ones sent can differ.
+        if request
+            .parameters
+            .iter()
+            .any(|(k, v)| current.parameters.get(k) != Some(v))
+        {
+            return Ok(true);
+        }
+        let deployed = api
+            .deployed_template(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ours = self.synth.template(&entry.id);
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+        Ok(match (parse(&deployed), parse(ours)) {
+            (Some(a), Some(b)) => a != b,
+            _ => deployed.trim() != ours.trim(),
+        })
+    }
+
+    /// Turns termination protection on where [`wants_termination_protection`] says so and it is off.
+    async fn protect(
+        &self,
+        api: &A,
+        entry: &StackEntry,
+        snapshot: Option<&StackSnapshot>,
+        observer: &dyn Observer,
+    ) -> Result<(), String> {
+        if !self.options.termination_protection
+            || !wants_termination_protection(&self.synth.manifest.environment, entry)
+            || snapshot.is_none_or(|s| s.termination_protection)
+        {
+            return Ok(());
+        }
+        api.set_termination_protection(&entry.name, true)
+            .await
+            .map_err(|e| format!("turning on termination protection: {e}"))?;
+        observer.event(Progress::Phase {
+            stack: entry.id.clone(),
+            phase: Phase::Protected,
+        });
+        Ok(())
     }
 
     /// Previews the selected stacks: a change set each, described, then deleted. Nothing is executed.
@@ -831,10 +1224,27 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                     changes: vec![],
                 }));
             }
-            if s.status == "ROLLBACK_COMPLETE" {
+            if matches!(
+                s.status.as_str(),
+                "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "DELETE_FAILED"
+            ) {
                 return Ok(make(DiffResult::Unknown {
-                    reason: "stack is in ROLLBACK_COMPLETE; deploy deletes and recreates it".into(),
+                    reason: format!(
+                        "stack is in {}: {}",
+                        s.status,
+                        next_step(&s.status).unwrap_or_default()
+                    ),
                     changes: all_new()?,
+                }));
+            }
+            if s.status != "REVIEW_IN_PROGRESS" && !is_deployed(&s.status) {
+                return Ok(make(DiffResult::Unknown {
+                    reason: format!(
+                        "stack is in {}: {}",
+                        s.status,
+                        next_step(&s.status).unwrap_or_default()
+                    ),
+                    changes: vec![],
                 }));
             }
         }
@@ -851,7 +1261,19 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             parameters: params,
             tags: vec![],
         };
-        let prepared = self.prepare_change_set(api, &request).await;
+        let mut prepared = self.prepare_change_set(api, &request).await;
+        // As in deploy: an empty change set of an existing stack changes outputs only if the template or the
+        // parameters differ from the deployed ones.
+        if let Ok(Prepared::Ready(cs_id, changes)) = &prepared
+            && changes.is_empty()
+            && kind == ChangeSetKind::Update
+            && !self
+                .differs_from_deployed(api, entry, &request)
+                .await
+                .unwrap_or(true)
+        {
+            prepared = Ok(Prepared::NoChanges(cs_id.clone()));
+        }
         let cs_id = match &prepared {
             Ok(Prepared::NoChanges(id) | Prepared::Failed(id, _) | Prepared::Ready(id, _)) => {
                 Some(id.clone())
@@ -903,6 +1325,11 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 status_reason: snapshot.as_ref().and_then(|s| s.status_reason.clone()),
                 last_updated: snapshot.as_ref().and_then(|s| s.last_updated.clone()),
                 drift_status: snapshot.as_ref().and_then(|s| s.drift_status.clone()),
+                termination_protection: snapshot.as_ref().is_some_and(|s| s.termination_protection),
+                next_step: snapshot
+                    .as_ref()
+                    .and_then(|s| next_step(&s.status))
+                    .map(str::to_string),
                 outputs: snapshot.map(|s| s.outputs).unwrap_or_default(),
             });
         }
@@ -915,6 +1342,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         let chosen: BTreeSet<&str> = selection.ordered.iter().map(String::as_str).collect();
         let mut existing = BTreeSet::new();
         let mut absent = Vec::new();
+        let mut protected = Vec::new();
         for id in &selection.ordered {
             let entry = self.entry(id);
             match self
@@ -923,7 +1351,11 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 .await
                 .map_err(api_error)?
             {
-                Some(_) => {
+                // An unexecuted CREATE change set's empty stack holds nothing: deleting it is just tidying.
+                Some(s) => {
+                    if s.termination_protection {
+                        protected.push(format!("{id} ({})", entry.name));
+                    }
                     existing.insert(id.clone());
                 }
                 None => absent.push(id.clone()),
@@ -958,6 +1390,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         }
         let mut data = Vec::new();
         let mut buckets_to_empty: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut log_buckets = BTreeSet::new();
         for id in &existing {
             let entry = self.entry(id);
             let api = self.api(&entry.region)?;
@@ -977,7 +1410,11 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                             continue;
                         };
                         if api.bucket_has_objects(bucket).await.map_err(api_error)? {
-                            data.push(finding("is not empty"));
+                            if is_log_bucket(&r.logical_id) {
+                                log_buckets.insert(bucket.to_string());
+                            } else {
+                                data.push(finding("is not empty"));
+                            }
                             buckets_to_empty
                                 .entry(id.clone())
                                 .or_default()
@@ -1009,6 +1446,8 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             absent,
             data,
             buckets_to_empty,
+            protected,
+            log_buckets,
         })
     }
 
@@ -1024,6 +1463,12 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             return Err(EngineError::Refused(format!(
                 "destroying would delete data; nothing was deleted. Pass --force to delete it:\n  {}",
                 list.join("\n  ")
+            )));
+        }
+        if !plan.protected.is_empty() && !force {
+            return Err(EngineError::Refused(format!(
+                "termination protection is on for {}; nothing was deleted. Pass --force to turn it off and delete them",
+                plan.protected.join(", ")
             )));
         }
         let stacks = &self.synth.manifest.stacks;
@@ -1071,16 +1516,29 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 if ready && running.len() < concurrency {
                     pending.remove(i);
                     let entry = self.entry(&id);
-                    let buckets = if force {
-                        plan.buckets_to_empty.get(&id).cloned().unwrap_or_default()
-                    } else {
-                        vec![]
-                    };
+                    // Log buckets are emptied in any case; the others are data, emptied only with --force.
+                    let buckets: Vec<String> = plan
+                        .buckets_to_empty
+                        .get(&id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|b| force || plan.log_buckets.contains(*b))
+                        .cloned()
+                        .collect();
                     running.push(Box::pin(async move {
                         let started = Instant::now();
-                        let outcome = match self.delete_stack(entry, &buckets, observer).await {
-                            Ok(()) => Outcome::Deleted,
-                            Err(reason) => Outcome::Failed { reason },
+                        let outcome = match self.api(&entry.region) {
+                            Err(e) => Outcome::Failed {
+                                reason: e.to_string(),
+                            },
+                            Ok(api) => match self
+                                .remove_stack(api, entry, &buckets, force, force, observer)
+                                .await
+                            {
+                                Ok(retained) if retained.is_empty() => Outcome::Deleted,
+                                Ok(retained) => Outcome::DeletedRetaining { retained },
+                                Err(reason) => Outcome::Failed { reason },
+                            },
                         };
                         (id, outcome, started.elapsed())
                     }));
@@ -1101,39 +1559,6 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         ordered.extend(results.into_values());
         Ok(RunReport { stacks: ordered })
     }
-
-    async fn delete_stack(
-        &self,
-        entry: &StackEntry,
-        buckets: &[String],
-        observer: &dyn Observer,
-    ) -> Result<(), String> {
-        let api = self.api(&entry.region).map_err(|e| e.to_string())?;
-        if !buckets.is_empty() {
-            observer.event(Progress::Phase {
-                stack: entry.id.clone(),
-                phase: Phase::EmptyingBuckets,
-            });
-            for b in buckets {
-                api.empty_bucket(b).await.map_err(|e| e.to_string())?;
-            }
-        }
-        let marker = api
-            .stack_events(&entry.name, None)
-            .await
-            .ok()
-            .and_then(|events| events.first().map(|e| e.event_id.clone()));
-        observer.event(Progress::Phase {
-            stack: entry.id.clone(),
-            phase: Phase::Deleting,
-        });
-        api.delete_stack(&entry.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.wait_stack(api, entry, marker, Wait::Deleted, observer)
-            .await
-            .map(|_| ())
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1146,6 +1571,25 @@ enum Prepared {
     NoChanges(String),
     Ready(String, Vec<ResourceChange>),
     Failed(String, String),
+}
+
+/// The newest event of a stack, so a wait only looks at what comes after it.
+async fn latest_event<A: RegionApi>(api: &A, name: &str) -> Option<String> {
+    api.stack_events(name, None)
+        .await
+        .ok()
+        .and_then(|events| events.first().map(|e| e.event_id.clone()))
+}
+
+/// The resources of a stack in DELETE_FAILED that CloudFormation could not delete.
+async fn failed_deletions<A: RegionApi>(api: &A, name: &str) -> Result<Vec<StackResource>, String> {
+    Ok(api
+        .stack_resources(name)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|r| r.status == "DELETE_FAILED")
+        .collect())
 }
 
 fn api_error(e: ApiError) -> EngineError {

@@ -192,6 +192,8 @@ impl RegionApi for FakeRegion {
                 last_updated: Some("2026-01-01T00:00:00Z".into()),
                 drift_status: Some("NOT_CHECKED".into()),
                 outputs: st.outputs.clone(),
+                parameters: st.params.clone(),
+                termination_protection: false,
             })
         }))
     }
@@ -346,6 +348,46 @@ impl RegionApi for FakeRegion {
         Ok(())
     }
 
+    async fn delete_stack_retaining(&self, name: &str, retain: &[String]) -> ApiResult<()> {
+        self.with(|s| {
+            s.calls.push(format!(
+                "delete_stack {name} retaining {}",
+                retain.join(",")
+            ))
+        });
+        self.delete_stack(name).await
+    }
+
+    async fn continue_update_rollback(&self, name: &str, skip: &[String]) -> ApiResult<()> {
+        self.with(|s| {
+            s.calls.push(format!(
+                "continue_update_rollback {name} {}",
+                skip.join(",")
+            ));
+            if let Some(st) = s.stacks.get_mut(name) {
+                st.status = "UPDATE_ROLLBACK_COMPLETE".into();
+            }
+        });
+        Ok(())
+    }
+
+    async fn set_termination_protection(&self, name: &str, enabled: bool) -> ApiResult<()> {
+        self.with(|s| {
+            s.calls
+                .push(format!("termination_protection {name} {enabled}"))
+        });
+        Ok(())
+    }
+
+    async fn deployed_template(&self, name: &str) -> ApiResult<String> {
+        Ok(self.with(|s| {
+            s.stacks
+                .get(name)
+                .map(|st| st.template.to_string())
+                .unwrap_or_default()
+        }))
+    }
+
     async fn stack_events(&self, name: &str, after: Option<&str>) -> ApiResult<Vec<StackEvent>> {
         Ok(self.with(|s| {
             let evs = s
@@ -376,6 +418,7 @@ impl RegionApi for FakeRegion {
                             logical_id: id,
                             resource_type: r["Type"].as_str().unwrap_or("").into(),
                             status: "CREATE_COMPLETE".into(),
+                            status_reason: None,
                         })
                         .collect()
                 })
@@ -578,6 +621,7 @@ fn options(concurrency: usize) -> EngineOptions {
         poll_initial: Duration::from_millis(1),
         poll_max: Duration::from_millis(2),
         recompute_outputs: false,
+        ..EngineOptions::default()
     }
 }
 
@@ -1068,12 +1112,14 @@ fn missing_resources_catches_skipped_and_anonymous_entries() {
             physical_id: Some("vpc-1".into()),
             resource_type: "AWS::EC2::VPC".into(),
             status: "CREATE_COMPLETE".into(),
+            status_reason: None,
         },
         StackResource {
             logical_id: String::new(),
             physical_id: None,
             resource_type: String::new(),
             status: String::new(),
+            status_reason: None,
         },
     ];
     let missing = missing_resources(&template, &listed);

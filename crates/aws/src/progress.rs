@@ -32,6 +32,11 @@ pub enum Outcome {
         because: String,
     },
     Deleted,
+    /// The stack was deleted, but CloudFormation had to leave these resources in the account (type, logical
+    /// id, physical id, region, why); they are the user's to delete.
+    DeletedRetaining {
+        retained: Vec<String>,
+    },
     /// Destroy found nothing to delete.
     Absent,
 }
@@ -44,6 +49,7 @@ impl Outcome {
                 | Outcome::Updated { .. }
                 | Outcome::Unchanged
                 | Outcome::Deleted
+                | Outcome::DeletedRetaining { .. }
                 | Outcome::Absent
         )
     }
@@ -58,6 +64,7 @@ impl Outcome {
             Outcome::Refused { .. } => "refused",
             Outcome::Skipped { .. } => "skipped",
             Outcome::Deleted => "deleted",
+            Outcome::DeletedRetaining { .. } => "deleted",
             Outcome::Absent => "absent",
         }
     }
@@ -71,6 +78,11 @@ impl Outcome {
             Outcome::Failed { reason } => Some(reason.clone()),
             Outcome::Refused { risks } => Some(format!("would {}", risks.join("; "))),
             Outcome::Skipped { because } => Some(because.clone()),
+            Outcome::DeletedRetaining { retained } => Some(format!(
+                "{} resource(s) left in the account: {}",
+                retained.len(),
+                retained.join("; ")
+            )),
             _ => None,
         }
     }
@@ -89,6 +101,14 @@ pub enum Phase {
     RemovingFailedStack,
     EmptyingBuckets,
     Deleting,
+    /// Another operation on the stack is in progress; its end is awaited before deciding what to do.
+    WaitingForOperation,
+    /// ContinueUpdateRollback on a stack in UPDATE_ROLLBACK_FAILED.
+    ContinuingRollback,
+    /// DeleteStack with RetainResources on a stack in DELETE_FAILED.
+    RetainingResources,
+    /// Termination protection was turned on.
+    Protected,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

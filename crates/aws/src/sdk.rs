@@ -147,6 +147,17 @@ fn snapshot(s: &cfn::types::Stack) -> StackSnapshot {
                 ))
             })
             .collect(),
+        parameters: s
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        termination_protection: s.enable_termination_protection().unwrap_or(false),
     }
 }
 
@@ -358,8 +369,54 @@ impl RegionApi for SdkRegion {
                     .resource_status()
                     .map(|s| s.as_str().to_string())
                     .unwrap_or_default(),
+                status_reason: r.resource_status_reason().map(str::to_string),
             })
             .collect())
+    }
+
+    async fn delete_stack_retaining(&self, name: &str, retain: &[String]) -> ApiResult<()> {
+        self.cfn
+            .delete_stack()
+            .stack_name(name)
+            .set_retain_resources(Some(retain.to_vec()))
+            .send()
+            .await
+            .map_err(|e| api_error("DeleteStack", e))?;
+        Ok(())
+    }
+
+    async fn continue_update_rollback(&self, name: &str, skip: &[String]) -> ApiResult<()> {
+        self.cfn
+            .continue_update_rollback()
+            .stack_name(name)
+            .set_resources_to_skip((!skip.is_empty()).then(|| skip.to_vec()))
+            .send()
+            .await
+            .map_err(|e| api_error("ContinueUpdateRollback", e))?;
+        Ok(())
+    }
+
+    async fn set_termination_protection(&self, name: &str, enabled: bool) -> ApiResult<()> {
+        self.cfn
+            .update_termination_protection()
+            .stack_name(name)
+            .enable_termination_protection(enabled)
+            .send()
+            .await
+            .map_err(|e| api_error("UpdateTerminationProtection", e))?;
+        Ok(())
+    }
+
+    async fn deployed_template(&self, name: &str) -> ApiResult<String> {
+        let out = self
+            .cfn
+            .get_template()
+            .stack_name(name)
+            .template_stage(cfn::types::TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|e| api_error("GetTemplate", e))?;
+        Ok(out.template_body().unwrap_or_default().to_string())
     }
 
     async fn reapply_stack(

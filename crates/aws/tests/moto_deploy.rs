@@ -199,6 +199,9 @@ fn options() -> EngineOptions {
         poll_initial: Duration::from_millis(50),
         poll_max: Duration::from_millis(500),
         recompute_outputs: true,
+        // moto 5.2 has no UpdateTerminationProtection (the CLI turns it off for emulators too).
+        termination_protection: false,
+        ..EngineOptions::default()
     }
 }
 

@@ -137,6 +137,7 @@ fn options() -> EngineOptions {
         poll_initial: Duration::from_millis(1),
         poll_max: Duration::from_millis(5),
         recompute_outputs: false,
+        ..EngineOptions::default()
     }
 }
 

@@ -86,6 +86,13 @@ pub enum DeletionPolicy {
     Delete,
     Retain,
     Snapshot,
+    /// Retain, except when the stack operation that created the resource rolls back: then it is deleted, so
+    /// a failed first create leaves nothing behind and can be retried
+    /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html).
+    /// A DeletionPolicy only; as an UpdateReplacePolicy it is written as `Retain`, the only values there being
+    /// Delete, Retain and Snapshot
+    /// (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatereplacepolicy.html).
+    RetainExceptOnCreate,
 }
 
 impl DeletionPolicy {
@@ -94,6 +101,15 @@ impl DeletionPolicy {
             DeletionPolicy::Delete => "Delete",
             DeletionPolicy::Retain => "Retain",
             DeletionPolicy::Snapshot => "Snapshot",
+            DeletionPolicy::RetainExceptOnCreate => "RetainExceptOnCreate",
+        }
+    }
+
+    /// The policy as an UpdateReplacePolicy (which has no RetainExceptOnCreate).
+    fn on_replace(self) -> DeletionPolicy {
+        match self {
+            DeletionPolicy::RetainExceptOnCreate => DeletionPolicy::Retain,
+            other => other,
         }
     }
 }
@@ -128,13 +144,13 @@ impl Resource {
     pub fn stateful(&mut self, policy: DeletionPolicy) -> &mut Self {
         self.stateful = true;
         self.deletion_policy = Some(policy);
-        self.update_replace_policy = Some(policy);
+        self.update_replace_policy = Some(policy.on_replace());
         self
     }
 
     pub fn deletion_policy(&mut self, policy: DeletionPolicy) -> &mut Self {
         self.deletion_policy = Some(policy);
-        self.update_replace_policy = Some(policy);
+        self.update_replace_policy = Some(policy.on_replace());
         self
     }
 

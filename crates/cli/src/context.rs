@@ -24,7 +24,14 @@ pub struct Context {
     /// `--profile` (or `AWS_PROFILE`).
     pub profile: Option<String>,
     pub overrides: Overrides,
+    /// The CloudFormation and S3 clients per region that the stack commands (`bootstrap`, `diff`, `deploy`,
+    /// `destroy`, `status`) use instead of connecting through `--endpoint-url` and the credential chain (see
+    /// [`crate::run_with_stack_clients`]).
+    pub stack_clients: Option<StackClients>,
 }
+
+/// CloudFormation and S3 clients by region name.
+pub type StackClients = std::collections::BTreeMap<String, lifeboat_aws::sdk::SdkRegion>;
 
 /// What a program embedding the command line (or a test) supplies instead of what the command line
 /// builds itself. The default overrides nothing: the binary's behaviour.
@@ -70,6 +77,7 @@ impl Context {
             endpoint_url: global.endpoint_url.clone(),
             profile: global.profile.clone(),
             overrides,
+            stack_clients: None,
         }
     }
 

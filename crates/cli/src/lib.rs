@@ -14,7 +14,7 @@ mod error;
 
 use std::ffi::OsString;
 
-pub use context::Overrides;
+pub use context::{Overrides, StackClients};
 
 /// The `lifeboat` binary: the process arguments, nothing overridden.
 pub fn run() -> i32 {
@@ -27,6 +27,30 @@ pub fn run() -> i32 {
 /// Environment variables the flags fall back to (`LIFEBOAT_CONFIG`, `AWS_ENDPOINT_URL`, ...) are read as
 /// usual. Commands that block on their own async runtime: call this from outside one.
 pub fn run_with<I, T>(args: I, overrides: Overrides) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_inner(args, overrides, None)
+}
+
+/// [`run_with`], with the CloudFormation and S3 clients (one per region of the config) that the stack
+/// commands (`bootstrap`, `diff`, `deploy`, `destroy`, `status`) use instead of connecting through
+/// `--endpoint-url` and the credential chain: an embedding program's own, or a test's whose transport is a
+/// model of CloudFormation.
+pub fn run_with_stack_clients<I, T>(
+    args: I,
+    overrides: Overrides,
+    stack_clients: StackClients,
+) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    run_inner(args, overrides, Some(stack_clients))
+}
+
+fn run_inner<I, T>(args: I, overrides: Overrides, stack_clients: Option<StackClients>) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -45,7 +69,8 @@ where
             return code;
         }
     };
-    let ctx = context::Context::with_overrides(&cli.global, overrides);
+    let mut ctx = context::Context::with_overrides(&cli.global, overrides);
+    ctx.stack_clients = stack_clients;
     match commands::run(cli.command, &ctx) {
         Ok(()) => lifeboat_contract::exit::OK,
         Err(err) => {

@@ -20,7 +20,8 @@ standby = "us-west-2"
 # CostCenter = "1234"
 
 [dns]
-# lifeboat creates a public hosted zone for this domain; delegate it from your registrar.
+# lifeboat creates a public hosted zone for this domain; delegate it from your registrar. The default is a
+# reserved name (RFC 2606): `lifeboat synth` works with it, `lifeboat deploy` refuses it. Set a domain you own.
 domain = "shop.example.com"
 # The failover record: www.shop.example.com points at the primary, or the standby when the primary is unhealthy.
 record = "www"
@@ -37,8 +38,9 @@ ttl_seconds = 60
 emails = []
 
 [database]
-# Aurora MySQL 3 (MySQL 8.0 compatible), Serverless v2, as a global database across both regions.
-engine_version = "8.0.mysql_aurora.3.10.6"
+# Aurora MySQL 3 (MySQL 8.0 compatible), Serverless v2, as a global database across both regions. The default is
+# the 3.10 long-term support line; on 3.04 and 3.10 automatic minor version upgrades are off, as AWS advises.
+engine_version = "8.0.mysql_aurora.3.10.3"
 name = "shop"
 backup_retention_days = 7
 

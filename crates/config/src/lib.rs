@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use default_file::DEFAULT_CONFIG_TOML;
 pub use names::Names;
 pub use regions::{AWS_REGIONS, is_aws_region};
+pub use validate::reserved_domain;
 
 /// The whole configuration of one environment (one project, one environment suffix, two regions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -114,7 +115,7 @@ pub struct Alerts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Database {
-    /// Aurora MySQL 3 engine version, e.g. `8.0.mysql_aurora.3.10.6`.
+    /// Aurora MySQL 3 engine version, e.g. `8.0.mysql_aurora.3.10.3`.
     pub engine_version: String,
     /// Name of the database created in the cluster.
     pub name: String,
@@ -125,7 +126,13 @@ pub struct Database {
 impl Default for Database {
     fn default() -> Self {
         Self {
-            engine_version: "8.0.mysql_aurora.3.10.6".into(),
+            // The newest patch of the 3.10 long-term support line in the release notes (2026-01-02,
+            // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraMySQLReleaseNotes/AuroraMySQL.Updates.3103.html).
+            // Global databases take Aurora MySQL 3.01.0 and higher in both default regions
+            // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.GlobalDatabase.html).
+            // The former default, 3.10.6, does not appear in those release notes; a version RDS does not offer
+            // fails the global cluster at deploy time.
+            engine_version: "8.0.mysql_aurora.3.10.3".into(),
             name: "shop".into(),
             backup_retention_days: 7,
             capacity: DatabaseCapacity::default(),
@@ -395,6 +402,13 @@ impl Config {
         validate::validate(self)
     }
 
+    /// The checks a deploy to AWS needs beyond [`Config::validate`]: `dns.domain` must be a domain that can
+    /// be delegated, not a reserved name such as the default `shop.example.com` (see [`reserved_domain`]).
+    /// `synth` and the local runtime work without it.
+    pub fn validate_for_deploy(&self) -> Result<(), ConfigErrorKind> {
+        validate::validate_for_deploy(self)
+    }
+
     /// Physical names of everything lifeboat creates, derived from this config.
     pub fn names(&self) -> Names<'_> {
         Names::new(self)
@@ -639,6 +653,57 @@ mod tests {
         ] {
             let err = parse(text).expect_err(text);
             assert_eq!(err.kind.key(), Some(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn reserved_domains_are_refused_for_deploy_but_not_for_synth() {
+        let default = Config::default();
+        default.validate().unwrap();
+        let err = default.validate_for_deploy().unwrap_err();
+        assert_eq!(err.key(), Some("dns.domain"));
+        let text = err.to_string();
+        assert!(
+            text.contains("shop.example.com") && text.contains("RFC 2606"),
+            "{text}"
+        );
+        assert!(text.contains("[dns]"), "says how to set it: {text}");
+        for reserved in [
+            "example.com",
+            "shop.example.com",
+            "a.b.example.net",
+            "EXAMPLE.ORG",
+            "shop.example.org.",
+            "shop.test",
+            "my.example",
+            "shop.invalid",
+            "app.localhost",
+        ] {
+            assert!(reserved_domain(reserved).is_some(), "{reserved}");
+            let c = parse(&format!(
+                "[dns]\ndomain = \"{}\"\n",
+                reserved.trim_end_matches('.')
+            ))
+            .expect("valid for synth");
+            assert_eq!(
+                c.validate_for_deploy().unwrap_err().key(),
+                Some("dns.domain"),
+                "{reserved}"
+            );
+        }
+        for real in [
+            "shop.acme.com",
+            "example.co.uk",
+            "myexample.com",
+            "example.com.au",
+            "testing.io",
+            "shop.contest",
+        ] {
+            assert_eq!(reserved_domain(real), None, "{real}");
+            parse(&format!("[dns]\ndomain = \"{real}\"\n"))
+                .unwrap()
+                .validate_for_deploy()
+                .unwrap();
         }
     }
 

@@ -106,6 +106,32 @@ fn is_domain(s: &str) -> bool {
     s.len() <= 200 && s.contains('.') && s.split('.').all(is_dns_label)
 }
 
+/// Why a domain cannot be delegated on the public DNS, or `None` when it can. These names are reserved for
+/// documentation and testing by RFC 2606 (sections 2 and 3) and RFC 6761 (section 6): no registrar delegates
+/// them and Route 53 refuses to create a public hosted zone for them ("reserved by AWS"), so a deploy would
+/// fail on the networking stack and skip everything that depends on it.
+pub fn reserved_domain(domain: &str) -> Option<&'static str> {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    let under = |zone: &str| d == zone || d.ends_with(&format!(".{zone}"));
+    if ["example.com", "example.net", "example.org"]
+        .iter()
+        .any(|z| under(z))
+    {
+        Some(
+            "example.com, example.net, example.org and their subdomains are reserved for documentation (RFC 2606, section 3)",
+        )
+    } else if ["test", "example", "invalid", "localhost"]
+        .iter()
+        .any(|z| under(z))
+    {
+        Some(
+            ".test, .example, .invalid and .localhost are reserved top-level domains (RFC 2606 section 2, RFC 6761 section 6)",
+        )
+    } else {
+        None
+    }
+}
+
 /// Parses `a.b.c.d/len` into the network address and prefix length; the address must be the network's own.
 pub(crate) fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     let (addr, len) = s.split_once('/')?;
@@ -416,6 +442,22 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
             format!(
                 "at least {} (twice the write lease window min(local.lease_ms, 1000) = {lease_window} ms) with semi-sync replication",
                 2 * lease_window
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What deploying needs beyond [`validate`]: a domain that can be delegated (see [`reserved_domain`]).
+/// `lifeboat synth` and the local runtime do not need one, so this is a separate check.
+pub(crate) fn validate_for_deploy(c: &Config) -> Result<(), ConfigErrorKind> {
+    if let Some(why) = reserved_domain(&c.dns.domain) {
+        return Err(invalid(
+            "dns.domain",
+            quoted(&c.dns.domain),
+            format!(
+                "a domain you own, such as shop.your-company.com; {why}, and Route 53 refuses to create a \
+                 hosted zone for it. Set it in lifeboat.toml under [dns]: domain = \"shop.your-company.com\""
             ),
         ));
     }

@@ -17,12 +17,30 @@ pub const ENGINE: &str = "aurora-mysql";
 pub const LOG_EXPORTS: &[&str] = &["audit", "error", "slowquery"];
 
 /// What happens to data-holding resources when their stack or resource is deleted: kept, except in `dev`.
+///
+/// Kept means RetainExceptOnCreate, not Retain: a resource is still kept when its stack is deleted or an update
+/// removes it, but when the operation that *created* it fails and rolls back, CloudFormation deletes it
+/// (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html).
+/// With Retain, a failed first deploy left the fixed-name resources (the database secret, the global cluster,
+/// the buckets and tables) behind, and every retry failed with "already exists"; a resource created by a
+/// failed attempt holds no data worth keeping.
 pub fn keep(config: &Config) -> DeletionPolicy {
     if config.deletion_protection() {
-        DeletionPolicy::Retain
+        DeletionPolicy::RetainExceptOnCreate
     } else {
         DeletionPolicy::Delete
     }
+}
+
+/// Whether an Aurora MySQL engine version is on a long-term support line (3.04 and 3.10, per
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Update.SpecialVersions.html).
+/// AWS advises against automatic minor version upgrades on those: the upgrade campaign may move the cluster to
+/// a version that is not LTS (release notes of 3.10.0,
+/// https://docs.aws.amazon.com/AmazonRDS/latest/AuroraMySQLReleaseNotes/AuroraMySQL.Updates.3100.html).
+pub fn is_long_term_support(engine_version: &str) -> bool {
+    ["8.0.mysql_aurora.3.04.", "8.0.mysql_aurora.3.10."]
+        .iter()
+        .any(|line| engine_version.starts_with(line))
 }
 
 pub fn build(config: &Config, role: Role) -> Stack {
@@ -156,7 +174,9 @@ pub fn build(config: &Config, role: Role) -> Stack {
                 availability_zone: Some(select(u32::try_from(index).unwrap_or(0), Expr::GetAzs)),
                 publicly_accessible: Some(false.into()),
                 promotion_tier: Some(u32::try_from(index).unwrap_or(0).into()),
-                auto_minor_version_upgrade: Some(true.into()),
+                auto_minor_version_upgrade: Some(
+                    (!is_long_term_support(&config.database.engine_version)).into(),
+                ),
             },
         );
     }

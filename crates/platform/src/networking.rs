@@ -199,7 +199,10 @@ pub fn build(config: &Config, role: Role) -> Stack {
                     )),
                 },
             )
-            .stateful(lifeboat_cfn::DeletionPolicy::Retain);
+            // Kept when the stack is deleted (the registrar delegates to its name servers), but deleted when the
+            // create that made it rolls back: otherwise each failed first deploy left another orphan zone with
+            // different name servers.
+            .stateful(lifeboat_cfn::DeletionPolicy::RetainExceptOnCreate);
         s.output(
             "HostedZoneId",
             r("HostedZone"),

@@ -169,7 +169,9 @@ pub fn kms_key(
                 key_policy: Some(Expr::json(policy_document(statements))),
             },
         )
-        .stateful(DeletionPolicy::Retain);
+        // Kept when the stack goes (the data it encrypts may outlive it), but deleted when the create that made
+        // it rolls back: a key made by a failed attempt encrypts nothing, and each retry would orphan another.
+        .stateful(DeletionPolicy::RetainExceptOnCreate);
     stack.template.add(
         &format!("{id}Alias"),
         kms::Alias {

@@ -7,7 +7,9 @@ use lifeboat_aws::engine::Engine;
 use lifeboat_contract::exit;
 
 use super::view::{LiveView, print_report};
-use super::{StackArgs, connect, engine_error, load_synth, runtime, target_line};
+use super::{
+    StackArgs, connect, engine_error, load_synth, refuse_reserved_domain, runtime, target_line,
+};
 use crate::context::Context;
 use crate::error::CliError;
 
@@ -16,8 +18,16 @@ Every stack is applied through a change set; an empty change set is deleted and 
 unchanged. Parameters are fed from the outputs of the stacks a stack depends on, across regions. A
 stack that fails names its first failing resource; the stacks that depend on it are skipped, the
 others finish. Replacing or removing a database, bucket, table or key asks first; without a terminal
-and without --yes such a change is refused (exit 3). Lambda packages come from --artifacts DIR
-(storefront.zip, dr-automation.zip); without them a placeholder is deployed, with a warning.
+and without --yes such a change is refused (exit 3). A stack left broken by an earlier run is repaired
+first: ROLLBACK_COMPLETE and ROLLBACK_FAILED are deleted (ROLLBACK_FAILED with its buckets emptied,
+anything that still cannot be deleted retained and listed) and created again; UPDATE_ROLLBACK_FAILED
+gets ContinueUpdateRollback (skipping only what --skip-rollback-resources names); a stack in
+UPDATE_ROLLBACK_COMPLETE is deployed with its last good template and simply updated. Outside the dev
+environment, stacks that hold data get termination protection. Lambda packages come from --artifacts DIR
+(storefront.zip, dr-automation.zip): a stack that needs one that is not there is refused (exit 2)
+before anything is changed, unless --placeholder-code asks for a placeholder that fails when invoked.
+A reserved dns.domain (shop.example.com, *.test, ...) is refused (exit 2) unless --endpoint-url names
+a local emulator.
 
 Examples:
   lifeboat deploy                                   synthesize and deploy everything, asking if data is at risk
@@ -35,10 +45,52 @@ pub struct Args {
     /// Directory with the Lambda packages (storefront.zip, dr-automation.zip) built by `lifeboat package`.
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
+    /// Deploy a placeholder for every Lambda package missing from --artifacts: the infrastructure comes up,
+    /// the functions fail when invoked (the load balancers answer 502). For tests and first trials only.
+    #[arg(long)]
+    pub placeholder_code: bool,
+    /// For a stack left in UPDATE_ROLLBACK_FAILED: resources whose rollback cannot succeed, which
+    /// ContinueUpdateRollback may skip (they stay out of step with the template), as STACK:LOGICAL_ID,
+    /// several separated by commas (e.g. 'database-primary:Cluster'). A failed rollback names them.
+    #[arg(long, value_name = "STACK:RESOURCE,...")]
+    pub skip_rollback_resources: Option<String>,
+}
+
+/// Parses `--skip-rollback-resources`: `stack-id:LogicalId` pairs of stacks in the synth output.
+fn rollback_skip(
+    value: Option<&str>,
+    synth: &lifeboat_aws::SynthOutput,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, CliError> {
+    let mut skip: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for item in value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let Some((stack, resource)) = item
+            .split_once(':')
+            .filter(|(s, r)| !s.is_empty() && !r.is_empty())
+        else {
+            return Err(CliError::usage(format!(
+                "--skip-rollback-resources {item:?}: expected STACK:LOGICAL_ID, such as database-primary:Cluster"
+            )));
+        };
+        if synth.stack(stack).is_none() {
+            return Err(CliError::usage(format!(
+                "--skip-rollback-resources {item:?}: there is no stack {stack:?} in this synth output"
+            )));
+        }
+        skip.entry(stack.to_string())
+            .or_default()
+            .push(resource.to_string());
+    }
+    Ok(skip)
 }
 
 pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     let (synth, _tmp) = load_synth(args.common.out.as_deref(), ctx)?;
+    refuse_reserved_domain(&synth, args.common.out.as_deref(), ctx)?;
     if let Some(dir) = &args.artifacts
         && !dir.is_dir()
     {
@@ -48,7 +100,31 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         )));
     }
     let rt = runtime()?;
-    let options = args.common.options(ctx);
+    let mut options = args.common.options(ctx);
+    options.rollback_skip = rollback_skip(args.skip_rollback_resources.as_deref(), &synth)?;
+    let selection =
+        lifeboat_aws::graph::select(&synth.manifest.stacks, args.common.stacks.as_deref())
+            .map_err(engine_error)?;
+    let missing = assets::missing_artifacts(&synth, &selection.ordered, args.artifacts.as_deref());
+    if !missing.is_empty() && !args.placeholder_code {
+        let list: Vec<String> = missing
+            .iter()
+            .map(|(name, stacks)| {
+                let stacks: Vec<&str> = stacks.iter().map(String::as_str).collect();
+                format!("{name}.zip (for {})", stacks.join(", "))
+            })
+            .collect();
+        let place = args.artifacts.as_deref().map_or_else(
+            || "no --artifacts DIR was given".to_string(),
+            |d| format!("not in {}", d.display()),
+        );
+        return Err(CliError::usage(format!(
+            "the Lambda packages {} are missing ({place}); nothing was deployed. Build them with \
+             `lifeboat package` and pass --artifacts DIR, deploy only the other stacks with --stacks, or pass \
+             --placeholder-code to deploy placeholders that fail when invoked",
+            list.join(", ")
+        )));
+    }
     let report = rt.block_on(async {
         let apis = connect(&synth, ctx).await;
         let engine = Engine::new(&synth, &apis, options.clone());

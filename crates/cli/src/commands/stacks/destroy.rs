@@ -13,8 +13,12 @@ use crate::error::CliError;
 pub const AFTER_HELP: &str = "\
 Deletes in reverse dependency order across both regions. Before anything is deleted, every stack's
 resources are checked: a non-empty bucket, a table or a database (deletion protected or not) makes
-destroy refuse (exit 3) unless --force is given; with --force buckets are emptied first. A database
-with deletion protection still cannot be deleted by CloudFormation: turn the protection off first.
+destroy refuse (exit 3) unless --force is given; with --force buckets are emptied first (log buckets
+are emptied in any case). Termination protection (on for data stacks outside dev) is turned off only
+with --force. A resource CloudFormation cannot delete (a database with deletion protection, a bucket
+that filled up again) is retained: the stack is deleted and each resource left in the account is
+listed with its physical id and region. Stacks in ROLLBACK_FAILED or DELETE_FAILED are deleted the
+same way.
 Without --yes destroy asks; without a terminal to ask on it refuses.
 
 Examples:
@@ -57,9 +61,11 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         };
         let mut to_delete = plan.to_delete.clone();
         let mut data = plan.data.clone();
+        let mut protected = plan.protected.clone();
         if let Some(b) = &boot_plan {
             to_delete.extend(b.to_delete.iter().cloned());
             data.extend(b.data.iter().cloned());
+            protected.extend(b.protected.iter().cloned());
         }
         if to_delete.is_empty() {
             eprintln!("nothing to delete: none of the selected stacks exists ({})", target_line(&synth, ctx));
@@ -73,6 +79,16 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
             if !args.force {
                 return Err(CliError::refused(
                     "destroying would delete the data listed above; nothing was deleted. Pass --force to delete it",
+                ));
+            }
+        }
+        if !protected.is_empty() {
+            for p in &protected {
+                eprintln!("  {} {p}", ctx.style.error("termination protection:"));
+            }
+            if !args.force {
+                return Err(CliError::refused(
+                    "termination protection is on for the stacks listed above; nothing was deleted. Pass --force to turn it off and delete them",
                 ));
             }
         }

@@ -5,7 +5,9 @@ use lifeboat_aws::changes::{Action, Replacement, ResourceChange};
 use lifeboat_aws::engine::{DiffResult, Engine, StackDiff};
 use lifeboat_aws::progress::{Observer, Progress};
 
-use super::{StackArgs, connect, engine_error, load_synth, runtime, target_line};
+use super::{
+    StackArgs, connect, engine_error, load_synth, refuse_reserved_domain, runtime, target_line,
+};
 use crate::context::Context;
 use crate::error::CliError;
 
@@ -43,6 +45,7 @@ impl Observer for Quiet {
 
 pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     let (synth, _tmp) = load_synth(args.common.out.as_deref(), ctx)?;
+    refuse_reserved_domain(&synth, args.common.out.as_deref(), ctx)?;
     let rt = runtime()?;
     let diffs = rt.block_on(async {
         let apis = connect(&synth, ctx).await;

@@ -45,7 +45,39 @@ impl StackArgs {
             timeout: Duration::from_secs(self.timeout * 60),
             // A local endpoint is moto, which needs outputs recomputed (see the option's documentation).
             recompute_outputs: ctx.endpoint_url.is_some(),
+            // moto 5.2 has no UpdateTerminationProtection; an emulator holds no data worth protecting.
+            termination_protection: !is_emulator_endpoint(ctx.endpoint_url.as_deref()),
             ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_emulator_endpoint;
+
+    #[test]
+    fn aws_endpoints_are_not_emulators_and_everything_else_is() {
+        for aws in [
+            "https://cloudformation.us-east-1.amazonaws.com",
+            "https://cloudformation-fips.us-east-1.amazonaws.com/",
+            "https://vpce-0abc-123.cloudformation.us-east-1.vpce.amazonaws.com",
+            "https://cloudformation.cn-north-1.amazonaws.com.cn",
+            "https://cloudformation.us-east-1.api.aws",
+            "https://CLOUDFORMATION.US-EAST-1.AMAZONAWS.COM.",
+        ] {
+            assert!(!is_emulator_endpoint(Some(aws)), "{aws}");
+        }
+        assert!(!is_emulator_endpoint(None));
+        for local in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566",
+            "http://[::1]:5000/",
+            "http://moto:5000",
+            "https://localhost.localstack.cloud:4566",
+            "http://amazonaws.com.evil.test:80",
+        ] {
+            assert!(is_emulator_endpoint(Some(local)), "{local}");
         }
     }
 }
@@ -83,7 +115,11 @@ pub fn load_synth(
     let files = synthesis
         .render()
         .map_err(|e| CliError::from_error(exit::INTERNAL, "rendering the templates failed", &e))?;
-    let dir = TempDir(std::env::temp_dir().join(format!("lifeboat-synth-{}", std::process::id())));
+    // Unique per call: a program embedding the command line may run several commands at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("lifeboat-synth-{}-{call}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     std::fs::create_dir_all(&dir.0).map_err(|e| {
         CliError::from_error(
@@ -111,8 +147,89 @@ impl Drop for TempDir {
     }
 }
 
+/// Whether `--endpoint-url` names a local AWS emulator (moto, LocalStack, ...) rather than an AWS service
+/// endpoint. AWS's own endpoints (regional, FIPS, dual-stack, VPC interface endpoints) all live under
+/// amazonaws.com, amazonaws.com.cn or api.aws; anything else is an emulator.
+pub fn is_emulator_endpoint(url: Option<&str>) -> bool {
+    let Some(url) = url else {
+        return false;
+    };
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    !["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+        .iter()
+        .any(|aws| host == *aws || host.ends_with(&format!(".{aws}")))
+}
+
+/// Refuses (exit 2) to send a reserved domain (`shop.example.com`, `*.test`, ...) to AWS: Route 53 refuses
+/// the hosted zone and every stack after networking would be skipped. The domain is `dns.domain` of the
+/// config, or, with `--out DIR`, the hosted zone name in the synthesized templates.
+///
+/// A local emulator (see [`is_emulator_endpoint`]) may use one: no real Route 53 zone is created there, and
+/// the default config is what the demo and the tests deploy to moto.
+pub fn refuse_reserved_domain(
+    synth: &SynthOutput,
+    out: Option<&Path>,
+    ctx: &Context,
+) -> Result<(), CliError> {
+    if is_emulator_endpoint(ctx.endpoint_url.as_deref()) {
+        return Ok(());
+    }
+    let Some(dir) = out else {
+        let config = ctx.config()?;
+        return config.validate_for_deploy().map_err(|kind| {
+            CliError::from(lifeboat_config::ConfigError {
+                origin: ctx.config_source(),
+                kind,
+            })
+        });
+    };
+    for entry in &synth.manifest.stacks {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(synth.template(&entry.id)) else {
+            continue;
+        };
+        let Some(resources) = doc.get("Resources").and_then(|r| r.as_object()) else {
+            continue;
+        };
+        for (logical_id, resource) in resources {
+            if resource.get("Type").and_then(|t| t.as_str()) != Some("AWS::Route53::HostedZone") {
+                continue;
+            }
+            let Some(name) = resource
+                .pointer("/Properties/Name")
+                .and_then(|n| n.as_str())
+            else {
+                continue;
+            };
+            if let Some(why) = lifeboat_config::reserved_domain(name) {
+                return Err(CliError::usage(format!(
+                    "{}: hosted zone {logical_id} of {} is for {name:?}, which comes from `dns.domain` and cannot be \
+                     deployed: {why}, and Route 53 refuses to create a hosted zone for it. Set a domain you own in \
+                     the config ([dns] domain = \"shop.your-company.com\"), run `lifeboat synth` again and deploy that",
+                    dir.display(),
+                    entry.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One client set per region of the manifest.
 pub async fn connect(synth: &SynthOutput, ctx: &Context) -> BTreeMap<String, SdkRegion> {
+    if let Some(clients) = &ctx.stack_clients {
+        return clients.clone();
+    }
     let target = AwsTarget {
         endpoint_url: ctx.endpoint_url.clone(),
         profile: ctx.profile.clone(),

@@ -92,11 +92,17 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
     );
     for r in rows
         .iter()
-        .filter(|r| !r.outputs.is_empty() || r.status_reason.is_some())
+        .filter(|r| !r.outputs.is_empty() || r.status_reason.is_some() || r.next_step.is_some())
     {
         outln!("\n{} ({})", r.id, r.name);
         if let Some(reason) = &r.status_reason {
             outln!("  reason: {reason}");
+        }
+        if let Some(step) = &r.next_step {
+            outln!("  next: {step}");
+        }
+        if r.termination_protection {
+            outln!("  termination protection: on (destroy --force turns it off)");
         }
         for (k, v) in &r.outputs {
             outln!("  {k} = {v}");

@@ -143,6 +143,10 @@ fn phase_label(p: &Phase) -> &'static str {
         Phase::RemovingFailedStack => "removing failed stack",
         Phase::EmptyingBuckets => "emptying buckets",
         Phase::Deleting => "deleting",
+        Phase::WaitingForOperation => "waiting for running operation",
+        Phase::ContinuingRollback => "continuing rollback",
+        Phase::RetainingResources => "deleting, retaining what cannot be deleted",
+        Phase::Protected => "termination protection on",
     }
 }
 
