@@ -231,6 +231,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         protocol(config, role).into(),
         "Protocol Route 53 health checks use on this load balancer",
     );
+    crate::hardening::compute(config, &mut s, role);
     s
 }
 

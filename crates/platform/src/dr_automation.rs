@@ -253,6 +253,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
             "The failover record",
         );
     }
+    crate::hardening::dr_automation(config, &mut s, role);
     s
 }
 
