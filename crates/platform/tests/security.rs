@@ -505,3 +505,164 @@ fn no_plain_http_outside_dev_unless_explicitly_allowed() {
     synthesize(&insecure).unwrap();
     Config::default().validate().unwrap();
 }
+
+#[test]
+fn a_generated_health_token_is_given_to_the_storefront_and_the_dr_automation_in_both_regions() {
+    for (c, s) in both() {
+        let primary = template(&s, "compute-primary");
+        let secret = &primary["Resources"]["HealthTokenSecret"]["Properties"];
+        assert!(
+            secret.get("SecretString").is_none(),
+            "never in the template"
+        );
+        assert_eq!(secret["GenerateSecretString"]["ExcludePunctuation"], true);
+        assert_eq!(
+            secret["ReplicaRegions"][0]["Region"],
+            c.regions.standby.as_str()
+        );
+        for role in ["primary", "standby"] {
+            let expected = if role == "primary" {
+                json!({"Ref": "HealthTokenSecret"})
+            } else {
+                json!({"Ref": "HealthTokenSecretArn"})
+            };
+            for (stack, role_id, function) in [
+                (
+                    format!("compute-{role}"),
+                    "StorefrontRole",
+                    "StorefrontFunction",
+                ),
+                (
+                    format!("dr-automation-{role}"),
+                    "DrAutomationRole",
+                    "DrAutomationFunction",
+                ),
+            ] {
+                let t = template(&s, &stack);
+                let variables = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+                let arn = if stack == "compute-primary" {
+                    expected.clone()
+                } else {
+                    json!({"Ref": "HealthTokenSecretArn"})
+                };
+                assert_eq!(variables["HEALTH_TOKEN_SECRET_ARN"], arn, "{stack}");
+                let reads = resources_of_type(&t, "AWS::IAM::RolePolicy")
+                    .into_iter()
+                    .any(|(_, p)| {
+                        p["Properties"]["RoleName"] == json!({"Ref": role_id})
+                            && p["Properties"]["PolicyDocument"]["Statement"][0]
+                                == json!({
+                                    "Effect": "Allow",
+                                    "Action": ["secretsmanager:GetSecretValue"],
+                                    "Resource": [arn]
+                                })
+                    });
+                assert!(reads, "{stack}: {role_id} cannot read the health token");
+                if stack.starts_with("compute") {
+                    assert_eq!(
+                        variables["HEALTH_CACHE_SECONDS"],
+                        c.storefront.health_cache_seconds.to_string().as_str()
+                    );
+                }
+            }
+            if role == "standby" {
+                for stack in ["compute-standby", "dr-automation-standby"] {
+                    let entry = s.manifest.stack(stack).unwrap();
+                    assert!(entry.parameters.iter().any(|p| p.name == "HealthTokenSecretArn"
+                        && matches!(&p.source, lifeboat_contract::manifest::ParameterSource::StackOutput { stack, output }
+                            if stack == "compute-primary" && output == "HealthTokenSecretReplicaArn")));
+                }
+            }
+        }
+    }
+}
+
+/// Every statement of every IAM role and role policy in a template (not key or bucket policies).
+fn role_statements(t: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (_, resource) in t["Resources"].as_object().unwrap() {
+        let p = &resource["Properties"];
+        match resource["Type"].as_str() {
+            Some("AWS::IAM::Role") => {
+                for policy in p["Policies"].as_array().into_iter().flatten() {
+                    out.extend(
+                        policy["PolicyDocument"]["Statement"]
+                            .as_array()
+                            .unwrap()
+                            .clone(),
+                    );
+                }
+            }
+            Some("AWS::IAM::RolePolicy") => {
+                out.extend(p["PolicyDocument"]["Statement"].as_array().unwrap().clone());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn no_role_reads_the_master_secret_and_the_storefront_gets_its_own() {
+    for (c, s) in both() {
+        let database = template(&s, "database-primary");
+        let app = &database["Resources"]["DatabaseAppSecret"]["Properties"];
+        assert_eq!(
+            app["GenerateSecretString"]["SecretStringTemplate"],
+            "{\"username\":\"storefront\"}"
+        );
+        assert!(app.get("SecretString").is_none());
+        assert_eq!(app["KmsKeyId"], json!({"Ref": "DatabaseKey"}));
+        assert_eq!(
+            app["ReplicaRegions"][0]["Region"],
+            c.regions.standby.as_str()
+        );
+        assert_eq!(app["Name"], c.names().database_app_secret().as_str());
+
+        for (entry, _) in &s.stacks {
+            // The parameters of this stack that carry the master secret's ARN.
+            let master_params: Vec<&str> = entry
+                .parameters
+                .iter()
+                .filter(|p| matches!(&p.source,
+                    lifeboat_contract::manifest::ParameterSource::StackOutput { stack, output }
+                        if stack == "database-primary" && (output == "SecretArn" || output == "SecretReplicaArn")))
+                .map(|p| p.name.as_str())
+                .collect();
+            let t = template(&s, &entry.id);
+            for st in role_statements(&t) {
+                let resources = st["Resource"].to_string();
+                assert!(
+                    !resources.contains("\"DatabaseSecret\""),
+                    "{}: a role reads the master secret: {st}",
+                    entry.id
+                );
+                for param in &master_params {
+                    assert!(
+                        !resources.contains(&format!("{{\"Ref\":\"{param}\"}}")),
+                        "{}: a role reads the master secret through {param}: {st}",
+                        entry.id
+                    );
+                }
+            }
+        }
+
+        // The storefront reads its own secret, and the function is told that one.
+        for role in ["primary", "standby"] {
+            let entry = s.manifest.stack(&format!("compute-{role}")).unwrap();
+            let expected = if role == "primary" {
+                "AppSecretArn"
+            } else {
+                "AppSecretReplicaArn"
+            };
+            assert!(entry.parameters.iter().any(|p| p.name == "DatabaseSecretArn"
+                && matches!(&p.source, lifeboat_contract::manifest::ParameterSource::StackOutput { stack, output }
+                    if stack == "database-primary" && output == expected)));
+            let t = template(&s, &format!("compute-{role}"));
+            assert_eq!(
+                t["Resources"]["StorefrontFunction"]["Properties"]["Environment"]["Variables"]["DATABASE_SECRET_ARN"],
+                json!({"Ref": "DatabaseSecretArn"})
+            );
+        }
+    }
+}
