@@ -170,6 +170,7 @@ impl Topology {
 /// | `LIFEBOAT_DOMAIN`, `LIFEBOAT_RECORD` | the failover record (`<record>.<domain>`) |
 /// | `JOURNAL_TABLE`, `CONTROL_SSM_PREFIX`, `TOPIC_ARN`, `GLOBAL_CLUSTER_ID` | optional overrides of derived names |
 /// | `HOSTED_ZONE_ID`, `PRIMARY_HEALTH_CHECK_ID`, `STANDBY_HEALTH_CHECK_ID` | optional; looked up when absent |
+/// | `REPORTS_BUCKET` | optional; the bucket run reports go to (default: the coordinating region's assets bucket) |
 /// | `LIFEBOAT_DR_*` | the `[dr]` settings: `RTO_SECONDS`, `RPO_SECONDS`, `MAX_SWITCHOVER_LAG_SECONDS`, `ALLOW_DATA_LOSS`, `ALARM_MIN_SECONDS`, `COOLDOWN_SECONDS`, `SWITCHOVER_TIMEOUT_SECONDS` |
 pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<(Topology, DrSettings), String> {
     let mut config = lifeboat_config::Config::default();
@@ -238,6 +239,8 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<(Topology, DrSet
         }
     }
     topology.hosted_zone_id = env("HOSTED_ZONE_ID").filter(|v| !v.is_empty());
+    // The platform's reports bucket (Object Lock) of the function's region; without it, the assets bucket.
+    topology.reports_bucket = env("REPORTS_BUCKET").filter(|v| !v.is_empty());
     for (key, region) in [
         ("PRIMARY_HEALTH_CHECK_ID", config.regions.primary.clone()),
         ("STANDBY_HEALTH_CHECK_ID", config.regions.standby.clone()),

@@ -84,6 +84,8 @@ fn ssm(endpoint: &str, region: &str) -> aws_sdk_ssm::Client {
 fn synth_with_peer(environment: &str, peer_value_suffix: &str) -> (SynthOutput, tempfile::TempDir) {
     let mut config = lifeboat_config::Config::default();
     config.project.environment = environment.to_string();
+    // Moto has no ACM certificates; outside `dev` plain HTTP must be allowed explicitly.
+    config.certificates.allow_insecure_http = true;
     let synthesis = lifeboat_platform::synthesize(&config).expect("default config synthesizes");
     let dir = tempfile::tempdir().unwrap();
     for (name, content) in synthesis.render().unwrap() {

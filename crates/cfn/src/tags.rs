@@ -14,6 +14,9 @@ pub enum TagStyle {
 
 /// Tag styles of the types lifeboat uses (from the CloudFormation resource schemas).
 pub const TAG_STYLES: &[(&str, TagStyle)] = &[
+    ("AWS::Backup::BackupPlan", TagStyle::Map("BackupPlanTags")),
+    ("AWS::Backup::BackupSelection", TagStyle::NotTaggable),
+    ("AWS::Backup::BackupVault", TagStyle::Map("BackupVaultTags")),
     ("AWS::CloudWatch::Alarm", TagStyle::List("Tags")),
     ("AWS::CloudWatch::Dashboard", TagStyle::List("Tags")),
     ("AWS::DynamoDB::GlobalTable", TagStyle::NotTaggable), // tagged per replica, see platform::storage
@@ -49,8 +52,10 @@ pub const TAG_STYLES: &[(&str, TagStyle)] = &[
     ),
     ("AWS::Events::Rule", TagStyle::List("Tags")),
     ("AWS::IAM::Role", TagStyle::List("Tags")),
+    ("AWS::IAM::RolePolicy", TagStyle::NotTaggable),
     ("AWS::KMS::Alias", TagStyle::NotTaggable),
     ("AWS::KMS::Key", TagStyle::List("Tags")),
+    ("AWS::Lambda::EventInvokeConfig", TagStyle::NotTaggable),
     ("AWS::Lambda::Function", TagStyle::List("Tags")),
     ("AWS::Lambda::Permission", TagStyle::NotTaggable),
     ("AWS::Logs::LogGroup", TagStyle::List("Tags")),
@@ -66,10 +71,15 @@ pub const TAG_STYLES: &[(&str, TagStyle)] = &[
     ("AWS::Route53::RecordSet", TagStyle::NotTaggable),
     ("AWS::S3::Bucket", TagStyle::List("Tags")),
     ("AWS::S3::BucketPolicy", TagStyle::NotTaggable),
+    (
+        "AWS::SecretsManager::RotationSchedule",
+        TagStyle::NotTaggable,
+    ),
     ("AWS::SecretsManager::Secret", TagStyle::List("Tags")),
     ("AWS::SNS::Subscription", TagStyle::NotTaggable),
     ("AWS::SNS::Topic", TagStyle::List("Tags")),
     ("AWS::SNS::TopicPolicy", TagStyle::NotTaggable),
+    ("AWS::SQS::Queue", TagStyle::List("Tags")),
     ("AWS::SSM::Parameter", TagStyle::Map("Tags")),
 ];
 

@@ -102,7 +102,10 @@ async fn deploy_twice_diff_status_and_destroy_the_networking_stacks_of_both_regi
     let environment = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     std::fs::write(
         dir.path().join("lifeboat.toml"),
-        format!("[project]\nname = \"shop\"\nenvironment = \"{environment}\"\n"),
+        // Moto has no ACM certificates; outside `dev` plain HTTP must be allowed explicitly.
+        format!(
+            "[project]\nname = \"shop\"\nenvironment = \"{environment}\"\n[certificates]\nallow_insecure_http = true\n"
+        ),
     )
     .unwrap();
     let networking = ["--out", "synth", "--stacks", "networking-*"];

@@ -29,9 +29,11 @@ ttl_seconds = 60
 
 [certificates]
 # ACM certificate ARNs (one per region, in that region) for HTTPS on the load balancers.
-# Without one, that region's load balancer serves plain HTTP.
+# Without one, that region's load balancer serves plain HTTP, which is refused outside the "dev" environment
+# unless allow_insecure_http is true.
 # primary = "arn:aws:acm:us-east-1:123456789012:certificate/..."
 # standby = "arn:aws:acm:us-west-2:123456789012:certificate/..."
+allow_insecure_http = false
 
 [alerts]
 # Subscribed to the alert topic in both regions; each address must confirm the subscription.
@@ -76,6 +78,9 @@ alarm_min_seconds = 180
 # Minimum time between two automated runs.
 cooldown_seconds = 1800
 switchover_timeout_seconds = 900
+# Reserved concurrency of the DR automation function (1 to 1000), so nothing else in the account can starve
+# it. Reserving needs an account concurrency limit above 10 + this (new accounts may start at 10).
+reserved_concurrency = 2
 
 [health_check]
 # Route 53 health checks on each region's load balancer: every 10 or 30 seconds,
@@ -83,6 +88,24 @@ switchover_timeout_seconds = 900
 interval_seconds = 10
 failure_threshold = 3
 path = "/health"
+
+[storefront]
+# Reserved concurrency of the storefront function; unset: it shares the account's unreserved pool.
+# reserved_concurrency = 100
+# /health/deep without the health token answers from a cached result at most this many seconds old.
+health_cache_seconds = 5
+
+[audit]
+# Run reports go to a versioned, KMS-encrypted reports bucket per region with S3 Object Lock in governance
+# mode: every report object is protected from deletion and overwrite for this many days.
+report_retention_days = 365
+
+[backup]
+# AWS Backup of the Aurora cluster and the DynamoDB tables (daily), copied to the standby region's vault.
+# Recovery points (and their copies) are kept this many days.
+retention_days = 35
+# Vault lock: no recovery point can be deleted before this many days (at most retention_days).
+vault_lock_min_retention_days = 7
 
 [local]
 # The local two-region runtime (`lifeboat local up`, `lifeboat drill`).

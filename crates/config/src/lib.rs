@@ -35,6 +35,9 @@ pub struct Config {
     pub network: Network,
     pub dr: Dr,
     pub health_check: HealthCheck,
+    pub storefront: Storefront,
+    pub audit: Audit,
+    pub backup: Backup,
     pub local: Local,
 }
 
@@ -95,7 +98,8 @@ impl Default for Dns {
     }
 }
 
-/// ACM certificate ARNs for the load balancers' HTTPS listeners. Without one, a region serves plain HTTP.
+/// ACM certificate ARNs for the load balancers' HTTPS listeners. Without one, a region serves plain HTTP,
+/// which validation accepts only in the `dev` environment or with `allow_insecure_http = true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Certificates {
@@ -103,6 +107,8 @@ pub struct Certificates {
     pub primary: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standby: Option<String>,
+    /// Accept a non-`dev` environment without certificates (plain HTTP). An explicit, visible opt-out.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -224,6 +230,8 @@ pub struct Dr {
     pub cooldown_seconds: u32,
     /// A switchover that has not finished after this long is abandoned (and may be escalated by a human).
     pub switchover_timeout_seconds: u32,
+    /// Reserved concurrency of the DR automation function, so a burst elsewhere cannot starve it.
+    pub reserved_concurrency: u32,
 }
 
 impl Default for Dr {
@@ -236,6 +244,7 @@ impl Default for Dr {
             alarm_min_seconds: 180,
             cooldown_seconds: 1800,
             switchover_timeout_seconds: 900,
+            reserved_concurrency: 2,
         }
     }
 }
@@ -257,6 +266,62 @@ impl Default for HealthCheck {
             interval_seconds: 10,
             failure_threshold: 3,
             path: "/health".into(),
+        }
+    }
+}
+
+/// The storefront function's settings on AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storefront {
+    /// Reserved concurrency of the storefront function; unset: it shares the account's unreserved pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<u32>,
+    /// An unauthenticated `/health/deep` answers from a result at most this old (seconds), so requests from
+    /// the internet cannot make the storefront open a database connection each.
+    pub health_cache_seconds: u32,
+}
+
+impl Default for Storefront {
+    fn default() -> Self {
+        Self {
+            reserved_concurrency: None,
+            health_cache_seconds: 5,
+        }
+    }
+}
+
+/// The audit trail: run reports in a bucket with S3 Object Lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Object Lock (governance mode) retention of every report object, in days.
+    pub report_retention_days: u32,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            report_retention_days: 365,
+        }
+    }
+}
+
+/// AWS Backup of the Aurora cluster and the DynamoDB tables, copied to the standby region's vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    /// How long a recovery point (and its copy in the other region) is kept, in days.
+    pub retention_days: u32,
+    /// Vault lock: no recovery point can be deleted before this many days, by anyone.
+    pub vault_lock_min_retention_days: u32,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Self {
+            retention_days: 35,
+            vault_lock_min_retention_days: 7,
         }
     }
 }
@@ -710,7 +775,7 @@ mod tests {
     #[test]
     fn user_tags_are_merged_over_the_defaults() {
         let c = parse(
-            "[project]\nenvironment = \"prod\"\n[tags]\nCostCenter = \"42\"\nProject = \"Shop\"\n",
+            "[project]\nenvironment = \"prod\"\n[certificates]\nallow_insecure_http = true\n[tags]\nCostCenter = \"42\"\nProject = \"Shop\"\n",
         )
         .unwrap();
         let tags = c.tags();

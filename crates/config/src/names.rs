@@ -121,6 +121,42 @@ impl<'a> Names<'a> {
         format!("{}-alb-logs-{region}", self.prefix())
     }
 
+    /// S3 bucket receiving the server access logs of the other buckets in a region (SSE-S3: S3 log
+    /// delivery cannot write with a KMS key).
+    pub fn s3_access_logs_bucket(&self, region: &str) -> String {
+        format!("{}-s3-logs-{region}", self.prefix())
+    }
+
+    /// S3 bucket (Object Lock, governance mode) for DR run reports in a region.
+    pub fn reports_bucket(&self, region: &str) -> String {
+        format!("{}-dr-reports-{region}", self.prefix())
+    }
+
+    /// SQS queue receiving the DR automation's asynchronous invocations that failed every attempt.
+    pub fn dr_failed_events_queue(&self) -> String {
+        format!("{}-dr-failed-events", self.prefix())
+    }
+
+    /// AWS Backup vault (one per region, same name).
+    pub fn backup_vault(&self) -> String {
+        format!("{}-backup", self.prefix())
+    }
+
+    /// AWS Backup plan of the primary region.
+    pub fn backup_plan(&self) -> String {
+        format!("{}-daily", self.prefix())
+    }
+
+    /// Secrets Manager secret with the storefront's own database credentials (replicated to the standby).
+    pub fn database_app_secret(&self) -> String {
+        format!("{}/database/storefront", self.prefix())
+    }
+
+    /// Secrets Manager secret with the token that unlocks the full `/health/deep` answer.
+    pub fn health_token_secret(&self) -> String {
+        format!("{}/storefront/health-token", self.prefix())
+    }
+
     pub fn storefront_function(&self) -> String {
         format!("{}-storefront", self.prefix())
     }
@@ -201,6 +237,8 @@ mod tests {
         for region in crate::AWS_REGIONS {
             assert!(n.assets_bucket(region).len() <= 63);
             assert!(n.alb_logs_bucket(region).len() <= 63);
+            assert!(n.s3_access_logs_bucket(region).len() <= 63);
+            assert!(n.reports_bucket(region).len() <= 63);
             assert!(n.instance_id(region, 2).len() <= 63);
         }
         assert!(n.load_balancer().len() <= 32);

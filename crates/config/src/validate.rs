@@ -7,7 +7,10 @@ use crate::{CapacityRange, Config, ConfigErrorKind, Replication, Role, is_aws_re
 /// Keys whose tables accept any key (user-chosen names).
 const FREE_FORM_TABLES: &[&str] = &["tags"];
 /// Optional keys, absent from the serialized defaults and so from the schema derived from them.
-const OPTIONAL_KEYS: &[(&str, &[&str])] = &[("certificates", &["primary", "standby"])];
+const OPTIONAL_KEYS: &[(&str, &[&str])] = &[
+    ("certificates", &["primary", "standby"]),
+    ("storefront", &["reserved_concurrency"]),
+];
 
 /// Rejects any key the config model does not know, naming its dotted path and the keys allowed there.
 pub(crate) fn reject_unknown_keys(user: &toml::Table) -> Result<(), ConfigErrorKind> {
@@ -210,6 +213,28 @@ fn check_certificate(key: &str, arn: &str, region: &str) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// Outside `dev`, both load balancers serve HTTPS: a missing certificate is an error unless the config says
+/// explicitly that plain HTTP is acceptable.
+fn check_plain_http(c: &Config) -> Result<(), ConfigErrorKind> {
+    if c.project.environment == "dev" || c.certificates.allow_insecure_http {
+        return Ok(());
+    }
+    let missing: Vec<Role> = Role::BOTH
+        .into_iter()
+        .filter(|role| c.certificate(*role).is_none())
+        .collect();
+    let allowed = format!(
+        "an ACM certificate for each region outside the dev environment (environment is {:?}); set \
+         certificates.primary and certificates.standby, or certificates.allow_insecure_http = true to serve plain HTTP",
+        c.project.environment
+    );
+    match missing.as_slice() {
+        [] => Ok(()),
+        [role] => Err(invalid(&format!("certificates.{role}"), "none", allowed)),
+        _ => Err(invalid("certificates", "none", allowed)),
+    }
+}
+
 pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
     if !is_name(&c.project.name, 20) {
         return Err(invalid(
@@ -289,6 +314,8 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
             check_certificate(&format!("certificates.{role}"), arn, c.region(role))?;
         }
     }
+
+    check_plain_http(c)?;
 
     for email in &c.alerts.emails {
         let valid = email
@@ -378,6 +405,33 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
         dr.switchover_timeout_seconds,
         60,
         86_400,
+    )?;
+
+    in_range("dr.reserved_concurrency", dr.reserved_concurrency, 1, 1_000)?;
+    if let Some(n) = c.storefront.reserved_concurrency {
+        in_range("storefront.reserved_concurrency", n, 1, 100_000)?;
+    }
+    in_range(
+        "storefront.health_cache_seconds",
+        c.storefront.health_cache_seconds,
+        1,
+        300,
+    )?;
+    // S3 Object Lock and AWS Backup both accept retention of up to 100 years.
+    in_range(
+        "audit.report_retention_days",
+        c.audit.report_retention_days,
+        1,
+        36_500,
+    )?;
+    in_range("backup.retention_days", c.backup.retention_days, 1, 36_500)?;
+    // A recovery point kept for less than the vault lock's minimum could never be stored: AWS Backup fails
+    // the job.
+    in_range(
+        "backup.vault_lock_min_retention_days",
+        c.backup.vault_lock_min_retention_days,
+        1,
+        c.backup.retention_days,
     )?;
 
     let hc = &c.health_check;

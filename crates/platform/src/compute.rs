@@ -84,11 +84,15 @@ pub fn build(config: &Config, role: Role) -> Stack {
     let app_group = s.input("AppSecurityGroupId", &networking, "AppSecurityGroupId");
     let database = stack_id(crate::database::COMPONENT, role);
     let database_host = s.input("DatabaseHost", &database, "ClusterEndpoint");
-    // The credentials secret lives in the primary region and is replicated to the standby.
+    // The storefront's own credentials (not the master's) live in the primary region, replicated to the standby.
     let database_primary = stack_id(crate::database::COMPONENT, Role::Primary);
     let secret_arn = match role {
-        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "SecretArn"),
-        Role::Standby => s.input("DatabaseSecretArn", &database_primary, "SecretReplicaArn"),
+        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "AppSecretArn"),
+        Role::Standby => s.input(
+            "DatabaseSecretArn",
+            &database_primary,
+            "AppSecretReplicaArn",
+        ),
     };
     let storage = stack_id(crate::storage::COMPONENT, role);
     let assets_bucket = s.input("AssetsBucketName", &storage, "AssetsBucketName");
@@ -231,6 +235,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         protocol(config, role).into(),
         "Protocol Route 53 health checks use on this load balancer",
     );
+    crate::hardening::compute(config, &mut s, role);
     s
 }
 

@@ -202,6 +202,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         "Reader endpoint",
     );
     s.output("DatabaseKeyArn", key_arn, "KMS key of the cluster storage");
+    crate::hardening::database(config, &mut s, role);
     s
 }
 

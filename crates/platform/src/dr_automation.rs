@@ -90,8 +90,12 @@ pub fn build(config: &Config, role: Role) -> Stack {
     let topic_key = s.input("TopicKeyArn", &monitoring, "TopicKeyArn");
     let database_primary = stack_id(crate::database::COMPONENT, Role::Primary);
     let secret = match role {
-        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "SecretArn"),
-        Role::Standby => s.input("DatabaseSecretArn", &database_primary, "SecretReplicaArn"),
+        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "AppSecretArn"),
+        Role::Standby => s.input(
+            "DatabaseSecretArn",
+            &database_primary,
+            "AppSecretReplicaArn",
+        ),
     };
     s.needs(&stack_id(crate::database::COMPONENT, role));
     let mut albs = Vec::new();
@@ -253,6 +257,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
             "The failover record",
         );
     }
+    crate::hardening::dr_automation(config, &mut s, role);
     s
 }
 

@@ -13,9 +13,12 @@
 //! | `dr_automation_stack.py`   | [`dr_automation`]     | `dr-automation-primary`, `dr-automation-standby` |
 //! | `tap_stack.py`             | [`platform`]          | wires them; writes the manifest               |
 
+pub mod audit;
+pub mod backup;
 pub mod compute;
 pub mod database;
 pub mod dr_automation;
+pub mod hardening;
 pub mod monitoring;
 pub mod networking;
 pub mod platform;

@@ -108,6 +108,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         key_arn,
         "KMS key of the asset bucket and sessions table replica in this region",
     );
+    crate::hardening::storage(config, &mut s, role);
     s
 }
 

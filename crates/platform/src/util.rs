@@ -182,17 +182,93 @@ pub fn kms_key(
     get_att(id, "Arn")
 }
 
-/// A log group with the standard retention.
+/// Logical id of the customer-managed key that encrypts the log groups of a stack.
+pub const LOGS_KEY: &str = "LogsKey";
+
+/// A log group with the standard retention, encrypted with the stack's logs key (created with the first log
+/// group of the stack). The key policy lets CloudWatch Logs of this region use the key only for the log
+/// groups of this stack, named in the `kms:EncryptionContext:aws:logs:arn` condition, as described in
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html>.
 pub fn log_group(stack: &mut Stack, id: &str, name: &str) -> Expr {
+    let group_arn = arn("logs", &format!("log-group:{name}"));
+    let key_arn = logs_key(stack, group_arn);
     stack.template.add(
         id,
         logs::LogGroup {
             log_group_name: Some(name.into()),
             retention_in_days: Some(LOG_RETENTION_DAYS.into()),
-            kms_key_id: None,
+            kms_key_id: Some(key_arn),
         },
     );
     get_att(id, "Arn")
+}
+
+/// The stack's logs key, allowing CloudWatch Logs to use it for `group_arn` (added to the allowed groups).
+fn logs_key(stack: &mut Stack, group_arn: Expr) -> Expr {
+    if !stack.template.resources.contains_key(LOGS_KEY) {
+        let alias = format!("alias/{}-logs", stack.name);
+        kms_key(
+            stack,
+            LOGS_KEY,
+            &alias,
+            "Encrypts the CloudWatch Logs log groups of this stack",
+            &[],
+        );
+        let statement = json!({
+            "Sid": "CloudWatchLogsUse",
+            "Effect": "Allow",
+            "Principal": { "Service": sub("logs.${AWS::Region}.amazonaws.com") },
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn": [] } }
+        });
+        if let Some(policy) = stack
+            .template
+            .resources
+            .get_mut(LOGS_KEY)
+            .and_then(|key| key.properties.get_mut("KeyPolicy"))
+            .and_then(|policy| policy.get_mut("Statement"))
+            .and_then(Value::as_array_mut)
+        {
+            policy.push(statement);
+        }
+    }
+    let groups = stack
+        .template
+        .resources
+        .get_mut(LOGS_KEY)
+        .and_then(|key| key.properties.get_mut("KeyPolicy"))
+        .and_then(|policy| policy.get_mut("Statement"))
+        .and_then(Value::as_array_mut)
+        .and_then(|statements| {
+            statements
+                .iter_mut()
+                .find(|st| st["Sid"] == "CloudWatchLogsUse")
+        })
+        .and_then(|st| st.pointer_mut("/Condition/ArnEquals/kms:EncryptionContext:aws:logs:arn"))
+        .and_then(Value::as_array_mut);
+    if let Some(groups) = groups {
+        groups.push(json!(group_arn));
+    }
+    get_att(LOGS_KEY, "Arn")
+}
+
+/// Sets (or replaces) properties of a resource already in the stack: for hardening a component adds to
+/// resources another builds. A missing resource is a bug the platform tests catch (they assert the result).
+pub fn set_properties(stack: &mut Stack, id: &str, properties: Value) {
+    let Some(target) = stack
+        .template
+        .resources
+        .get_mut(id)
+        .and_then(|resource| resource.properties.as_object_mut())
+    else {
+        return;
+    };
+    if let Value::Object(new) = properties {
+        for (name, value) in new {
+            target.insert(name, value);
+        }
+    }
 }
 
 /// `arn:<partition>:<service>:<region>:<account>:<rest>` for this stack's region.

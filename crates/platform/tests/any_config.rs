@@ -44,6 +44,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                     |region: &str| format!("arn:aws:acm:{region}:123456789012:certificate/abc");
                 c.certificates.primary = cert_p.then(|| cert(&c.regions.primary));
                 c.certificates.standby = cert_s.then(|| cert(&c.regions.standby));
+                // Outside `dev` a region without a certificate needs the explicit plain-HTTP opt-out.
+                c.certificates.allow_insecure_http = !(cert_p && cert_s);
                 c.alerts.emails = (0..emails).map(|i| format!("ops{i}@example.com")).collect();
                 c.health_check.interval_seconds = interval;
                 c.health_check.failure_threshold = threshold;

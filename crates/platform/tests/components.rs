@@ -409,7 +409,11 @@ fn buckets_are_encrypted_versioned_private_and_tls_only() {
         let s = synthesize(&config).unwrap();
         let resources = all_resources(&s);
         let buckets = of_type(&resources, "AWS::S3::Bucket");
-        assert_eq!(buckets.len(), 4, "assets and access logs in both regions");
+        assert_eq!(
+            buckets.len(),
+            8,
+            "assets, load balancer logs, S3 access logs and reports in both regions"
+        );
         for (stack, id, bucket) in buckets {
             let p = &bucket["Properties"];
             assert_eq!(
@@ -959,7 +963,7 @@ fn the_default_config_covers_every_service_of_the_original_design() {
 
 #[test]
 fn other_regions_and_names_flow_through() {
-    let text = "[project]\nname = \"shop\"\nenvironment = \"staging\"\n[regions]\nprimary = \"eu-west-1\"\nstandby = \"eu-central-1\"\n";
+    let text = "[project]\nname = \"shop\"\nenvironment = \"staging\"\n[regions]\nprimary = \"eu-west-1\"\nstandby = \"eu-central-1\"\n[certificates]\nallow_insecure_http = true\n";
     let config = Config::from_toml_str(text, "t.toml").unwrap();
     let s = synthesize(&config).unwrap();
     assert_eq!(

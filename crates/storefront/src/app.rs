@@ -232,6 +232,32 @@ pub async fn database_url_from_secret(
         .map_err(|e| anyhow::anyhow!("database secret {}: {e}", database.secret_arn))
 }
 
+/// The string of a Secrets Manager secret (feature `aws`); errors name the secret, never its value.
+#[cfg(feature = "aws")]
+pub async fn secret_string(arn: &str, region: Option<&str>) -> anyhow::Result<String> {
+    let client = aws_sdk_secretsmanager::Client::new(&aws_config(region).await);
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    output
+        .secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the secret {arn} holds no string"))
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn secret_string(arn: &str, _region: Option<&str>) -> anyhow::Result<String> {
+    bail!("reading the secret {arn} needs a storefront built with the `aws` feature")
+}
+
 #[cfg(not(feature = "aws"))]
 pub async fn database_url_from_secret(
     database: &DatabaseSecret,
@@ -253,6 +279,26 @@ pub struct Settings {
     pub assets_dir: Option<PathBuf>,
     pub max_connections: u32,
     pub serve_metrics: bool,
+    /// Who gets the full `/health/deep` report; the default (no token) gives it to everyone.
+    pub health: HealthSettings,
+    /// Where to re-read the database credentials when the server refuses them (a rotation).
+    pub credentials: crate::credentials::CredentialSource,
+}
+
+/// The health checkers' token and how long the minimal answer for everyone else is cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    pub token: Option<String>,
+    pub cache_for: Duration,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            cache_for: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A built service: its state, and the handle of a `static:` control source (for embedding programs and tests).
@@ -316,6 +362,11 @@ pub async fn build_with_control(
         write_admission: Arc::new(tokio::sync::Semaphore::new(
             (settings.max_connections as usize).max(1) * crate::api::WRITES_PER_CONNECTION,
         )),
+        health: crate::api::health::HealthAccess::new(
+            settings.health.token.clone(),
+            settings.health.cache_for,
+        ),
+        credentials: crate::credentials::Credentials::new(settings.credentials.clone()),
     }))
 }
 

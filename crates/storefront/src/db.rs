@@ -59,18 +59,115 @@ pub enum Preparation {
     SkippedReadOnly,
 }
 
-/// On a writable database apply migrations and seed the demo catalog when the catalog is empty; on a read-only
-/// one do nothing.
+/// Whether every migration of [`MIGRATOR`] is recorded as applied. Needs only `SELECT`, so the storefront's
+/// own user (no DDL) can tell it has nothing to migrate.
+pub async fn migrations_applied(pool: &MySqlPool) -> Result<bool, sqlx::Error> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            // ER_NO_SUCH_TABLE: nothing was ever migrated.
+            Err(e) if crate::error::mysql_error_number(&e) == Some(1146) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+    Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+}
+
+/// On a writable database apply migrations (when any is pending: the storefront's own user has no DDL
+/// privilege, and needs none once `storefront migrate` ran) and seed the demo catalog when the catalog is
+/// empty; on a read-only one do nothing.
 pub async fn prepare(pool: &MySqlPool) -> anyhow::Result<Preparation> {
     if is_read_only(pool).await? {
         return Ok(Preparation::SkippedReadOnly);
     }
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+    if !migrations_applied(pool).await? {
+        MIGRATOR
+            .run(pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+    }
     let seeded = seed_demo_catalog(pool).await?;
     Ok(Preparation::Prepared { seeded })
+}
+
+/// The storefront's own database user: a name and a password (from its secret on AWS).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AppUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What the storefront's queries need and nothing more: reading and writing rows of the shop's tables. No
+/// DDL (`CREATE`, `ALTER`, `DROP`, ...), no `GRANT`, nothing outside the shop's database.
+pub const APP_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE";
+
+/// A quoted SQL string literal: `'` and `\` doubled/escaped (account names and passwords cannot be bound as
+/// parameters in `CREATE USER`).
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Creates (or updates the password of) the storefront's own user `name`@`host` and grants it
+/// [`APP_PRIVILEGES`] on `database`, plus the read-only replication monitor privilege `/health/deep` uses
+/// when it may (`SLAVE MONITOR` on MariaDB, `REPLICATION CLIENT` on MySQL). Runs as the admin user.
+pub async fn create_app_user(
+    admin: &MySqlPool,
+    database: &str,
+    host: &str,
+    user: &AppUser,
+) -> anyhow::Result<()> {
+    let name_ok = !user.name.is_empty()
+        && user.name.len() <= 32
+        && user
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !name_ok {
+        anyhow::bail!(
+            "the database user name {:?} is not allowed: 1 to 32 letters, digits and '_'",
+            user.name
+        );
+    }
+    if database.contains('`') {
+        anyhow::bail!("the database name {database:?} contains a backtick");
+    }
+    let account = format!("{}@{}", sql_string(&user.name), sql_string(host));
+    let password = sql_string(&user.password);
+    for statement in [
+        format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password}"),
+        format!("ALTER USER {account} IDENTIFIED BY {password}"),
+        format!("GRANT {APP_PRIVILEGES} ON `{database}`.* TO {account}"),
+    ] {
+        // Never echo the statement: it holds the password.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(admin)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the database user {}: {e}", user.name))?;
+    }
+    let monitor = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT SLAVE MONITOR ON *.* TO {account}"
+    )))
+    .execute(admin)
+    .await;
+    if monitor.is_err() {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT REPLICATION CLIENT ON *.* TO {account}"
+        )))
+        .execute(admin)
+        .await;
+    }
+    Ok(())
 }
 
 /// Inserts the demo catalog when there are no products; returns how many were inserted.

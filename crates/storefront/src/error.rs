@@ -92,6 +92,7 @@ pub fn mysql_error_number(e: &sqlx::Error) -> Option<u16> {
 }
 
 pub fn database_error(e: &sqlx::Error) -> ApiError {
+    crate::credentials::note(e);
     if is_read_only_error(e) {
         return ApiError::unavailable(
             "write_fenced",

@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod client;
 pub mod control;
+pub mod credentials;
 pub mod db;
 pub mod error;
 pub mod gate;

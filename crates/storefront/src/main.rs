@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lifeboat_contract::exit;
 use storefront::app::{self, ImagesSpec, PlatformDefaults, SessionsSpec, Settings};
 use storefront::control::ControlSpec;
+use storefront::credentials::CredentialSource;
 
 #[derive(Parser)]
 #[command(
@@ -26,8 +27,26 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Apply the schema migrations to the database and exit (refused on a read-only database).
-    Migrate,
+    /// Apply the schema migrations to the database and exit (refused on a read-only database). Run it as the
+    /// admin (master) user; with --app-user (or --app-secret-arn) it also creates the storefront's own user
+    /// with only the privileges its queries need (SELECT, INSERT, UPDATE, DELETE on the shop's database).
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct MigrateArgs {
+    /// Name of the storefront's own database user to create or update.
+    #[arg(long, env = "STOREFRONT_APP_USER")]
+    app_user: Option<String>,
+    /// Its password.
+    #[arg(long, env = "STOREFRONT_APP_PASSWORD", hide_env_values = true)]
+    app_password: Option<String>,
+    /// Or: the Secrets Manager secret holding its `{"username", "password"}` (feature aws).
+    #[arg(long, env = "DATABASE_APP_SECRET_ARN")]
+    app_secret_arn: Option<String>,
+    /// The host part of the user's account.
+    #[arg(long, default_value = "%")]
+    app_user_host: String,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +63,10 @@ struct Options {
     /// from DATABASE_HOST, DATABASE_NAME and the credentials in the secret DATABASE_SECRET_ARN.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// A file whose first line is the database URL, re-read when the server refuses the credentials (a
+    /// password rotation); instead of --database-url.
+    #[arg(long, env = "DATABASE_URL_FILE", global = true)]
+    database_url_file: Option<PathBuf>,
     /// The region this instance runs in, e.g. us-east-1.
     #[arg(long, env = "LIFEBOAT_REGION", global = true)]
     region: Option<String>,
@@ -71,6 +94,17 @@ struct Options {
         global = true
     )]
     max_connections: u32,
+    /// The token health checkers send in `x-lifeboat-health-token` to get the full `/health/deep` report;
+    /// everyone else gets the status and a minimal body. Unset (and no HEALTH_TOKEN_SECRET_ARN): everyone
+    /// gets the full report.
+    #[arg(long, env = "HEALTH_TOKEN", global = true, hide_env_values = true)]
+    health_token: Option<String>,
+    /// Secrets Manager secret holding the health token (feature aws); the platform sets it on AWS.
+    #[arg(long, env = "HEALTH_TOKEN_SECRET_ARN", global = true)]
+    health_token_secret_arn: Option<String>,
+    /// How old the minimal `/health/deep` answer (without the token) may be, in seconds.
+    #[arg(long, env = "HEALTH_CACHE_SECONDS", default_value_t = 5, global = true)]
+    health_cache_seconds: u64,
     /// Log format.
     #[arg(long, env = "STOREFRONT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
@@ -128,9 +162,28 @@ async fn run(cli: Cli) -> i32 {
             return exit::USAGE;
         }
     };
-    let database_url = match (o.database_url, &platform.database) {
-        (Some(url), _) => url,
-        (None, Some(database)) => {
+    let mut credentials = CredentialSource::Fixed;
+    let database_url = match (o.database_url, o.database_url_file, &platform.database) {
+        (Some(url), _, _) => url,
+        (None, Some(path), _) => {
+            credentials = CredentialSource::UrlFile(path);
+            match credentials.url().await {
+                Ok(Some(url)) => url,
+                Ok(None) => {
+                    eprintln!("error: the database URL file is empty");
+                    return exit::USAGE;
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return exit::USAGE;
+                }
+            }
+        }
+        (None, None, Some(database)) => {
+            credentials = CredentialSource::Secret {
+                database: database.clone(),
+                region: o.region.clone(),
+            };
             match app::database_url_from_secret(database, o.region.as_deref()).await {
                 Ok(url) => url,
                 Err(e) => {
@@ -139,7 +192,7 @@ async fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        (None, None) => {
+        (None, None, None) => {
             eprintln!(
                 "error: no database; pass --database-url or set DATABASE_URL (or DATABASE_SECRET_ARN, DATABASE_HOST \
                  and DATABASE_NAME)"
@@ -148,7 +201,16 @@ async fn run(cli: Cli) -> i32 {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => migrate(&database_url).await,
+        Command::Migrate(args) => {
+            let app_user = match app_user(&args, o.region.as_deref()).await {
+                Ok(user) => user,
+                Err((code, message)) => {
+                    eprintln!("error: {message}");
+                    return code;
+                }
+            };
+            migrate(&database_url, app_user.as_ref(), &args.app_user_host).await
+        }
         Command::Serve => {
             let Some(region) = o.region else {
                 eprintln!("error: no region; pass --region or set LIFEBOAT_REGION");
@@ -161,6 +223,17 @@ async fn run(cli: Cli) -> i32 {
                     active_region: region.clone(),
                     epoch: 1,
                 });
+            let health_token = match (o.health_token, &o.health_token_secret_arn) {
+                (Some(token), _) => Some(token),
+                (None, Some(arn)) => match app::secret_string(arn, Some(&region)).await {
+                    Ok(token) => Some(token.trim().to_owned()),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return exit::UNAVAILABLE;
+                    }
+                },
+                (None, None) => None,
+            };
             let settings = Settings {
                 region,
                 database_url,
@@ -173,6 +246,11 @@ async fn run(cli: Cli) -> i32 {
                 assets_dir: o.assets_dir,
                 max_connections: o.max_connections,
                 serve_metrics: !in_lambda(),
+                credentials,
+                health: app::HealthSettings {
+                    token: health_token,
+                    cache_for: std::time::Duration::from_secs(o.health_cache_seconds),
+                },
             };
             match serve(settings, o.listen).await {
                 Ok(()) => exit::OK,
@@ -185,7 +263,49 @@ async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn migrate(database_url: &str) -> i32 {
+/// The storefront's own user from the flags or its secret, if one is asked for.
+async fn app_user(
+    args: &MigrateArgs,
+    region: Option<&str>,
+) -> Result<Option<storefront::db::AppUser>, (i32, String)> {
+    match (&args.app_user, &args.app_password, &args.app_secret_arn) {
+        (Some(name), Some(password), None) => Ok(Some(storefront::db::AppUser {
+            name: name.clone(),
+            password: password.clone(),
+        })),
+        (None, None, Some(arn)) => {
+            let secret = app::secret_string(arn, region)
+                .await
+                .map_err(|e| (exit::UNAVAILABLE, format!("{e:#}")))?;
+            #[derive(serde::Deserialize)]
+            struct Credentials {
+                username: String,
+                password: String,
+            }
+            let c: Credentials = serde_json::from_str(&secret).map_err(|_| {
+                (
+                    exit::USAGE,
+                    format!("the secret {arn} is not a JSON object with the strings username and password"),
+                )
+            })?;
+            Ok(Some(storefront::db::AppUser {
+                name: c.username,
+                password: c.password,
+            }))
+        }
+        (None, None, None) => Ok(None),
+        _ => Err((
+            exit::USAGE,
+            "give --app-user with --app-password, or --app-secret-arn alone".into(),
+        )),
+    }
+}
+
+async fn migrate(
+    database_url: &str,
+    app_user: Option<&storefront::db::AppUser>,
+    app_user_host: &str,
+) -> i32 {
     let pool = match storefront::db::connect_lazy(database_url, 2) {
         Ok(pool) => pool,
         Err(e) => {
@@ -206,13 +326,28 @@ async fn migrate(database_url: &str) -> i32 {
         }
         Ok(false) => {}
     }
-    match storefront::db::MIGRATOR.run(&pool).await {
+    if let Err(e) = storefront::db::MIGRATOR.run(&pool).await {
+        eprintln!("error: applying migrations: {e}");
+        return exit::FAILED;
+    }
+    tracing::info!("migrations applied");
+    let Some(user) = app_user else {
+        return exit::OK;
+    };
+    let database = pool.connect_options().get_database().map(str::to_owned);
+    let Some(database) = database else {
+        eprintln!(
+            "error: the database URL names no database; the storefront's user is granted on that one"
+        );
+        return exit::USAGE;
+    };
+    match storefront::db::create_app_user(&pool, &database, app_user_host, user).await {
         Ok(()) => {
-            tracing::info!("migrations applied");
+            tracing::info!(user = %user.name, database = %database, "storefront database user ready");
             exit::OK
         }
         Err(e) => {
-            eprintln!("error: applying migrations: {e}");
+            eprintln!("error: {e:#}");
             exit::FAILED
         }
     }

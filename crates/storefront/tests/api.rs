@@ -811,6 +811,8 @@ async fn an_unreachable_database_makes_reads_503_and_deep_health_unhealthy() {
         assets_dir: None,
         max_connections: 2,
         serve_metrics: true,
+        health: Default::default(),
+        credentials: Default::default(),
     };
     let service = storefront::app::build(&settings).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -989,6 +991,8 @@ async fn writers_do_not_queue_up_behind_a_silent_control_source() {
         // Two admitted writes per connection: all 16 writers below get past admission to the gate.
         max_connections: 8,
         serve_metrics: true,
+        health: Default::default(),
+        credentials: Default::default(),
     };
     let state = storefront::app::build_with_control(&settings, std::sync::Arc::new(Unanswering))
         .await

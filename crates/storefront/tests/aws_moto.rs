@@ -54,7 +54,9 @@ async fn sdk_config() -> aws_config::SdkConfig {
 fn test_config() -> Config {
     let name = format!("sf{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     Config::from_toml_str(
-        &format!("[project]\nname = \"{name}\"\nenvironment = \"test\"\n"),
+        &format!(
+            "[project]\nname = \"{name}\"\nenvironment = \"test\"\n[certificates]\nallow_insecure_http = true\n"
+        ),
         "test.toml",
     )
     .unwrap()

@@ -9,3 +9,10 @@ resource!(Role = "AWS::IAM::Role" {
     policies: Option<Expr>,
     managed_policy_arns: Option<Expr>,
 });
+
+// An inline policy of a role as a resource of its own: lets a component add to a role it does not build.
+resource!(RolePolicy = "AWS::IAM::RolePolicy" {
+    policy_name: Expr,
+    policy_document: Expr,
+    role_name: Expr,
+});

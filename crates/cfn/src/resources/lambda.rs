@@ -25,3 +25,11 @@ resource!(Permission = "AWS::Lambda::Permission" {
     source_arn: Option<Expr>,
     source_account: Option<Expr>,
 });
+
+resource!(EventInvokeConfig = "AWS::Lambda::EventInvokeConfig" {
+    function_name: Expr,
+    qualifier: Expr,
+    maximum_retry_attempts: Option<Expr>,
+    maximum_event_age_in_seconds: Option<Expr>,
+    destination_config: Option<Expr>,
+});

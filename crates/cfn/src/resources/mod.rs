@@ -74,6 +74,7 @@ impl<T> DefaultValue for Option<T> {
     }
 }
 
+pub mod backup;
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ec2;
@@ -88,4 +89,5 @@ pub mod route53;
 pub mod s3;
 pub mod secretsmanager;
 pub mod sns;
+pub mod sqs;
 pub mod ssm;

@@ -1,16 +1,95 @@
 //! `/health` (is the process up) and `/health/deep` (is this instance fit for its role, or for the role the
 //! caller expects: the local front door asks `?expect=active`, which answers 200 only where writes would be
 //! accepted right now).
+//!
+//! `/health/deep` is reachable from the internet through the load balancer, so it is not an open door: with a
+//! health token configured, only a request carrying it in [`TOKEN_HEADER`] gets the full report (control
+//! state, database role, errors) computed for it. Any other request gets the same status code with a minimal
+//! body (`{"status":"ok"}` or `{"status":"unavailable"}`), taken from a result at most
+//! [`HealthAccess::cache_for`] old, computed by one request at a time: a flood of requests cannot make the
+//! storefront open a database connection each. Without a token (dev, local) every request gets the full
+//! report, as before.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{HEALTH_PROBE_TIMEOUT, SharedState};
 use crate::db::{self, ReplicationStatus};
 use crate::error::ApiError;
+
+/// The header a health checker carries its token in.
+pub const TOKEN_HEADER: &str = "x-lifeboat-health-token";
+
+/// Who gets the full `/health/deep` report, and the cached answer everyone else gets.
+pub struct HealthAccess {
+    token: Option<String>,
+    cache_for: Duration,
+    /// Last status per `expect` value; the lock is held while a probe runs, so probes never overlap.
+    cached: tokio::sync::Mutex<HashMap<Option<String>, (Instant, StatusCode)>>,
+    probes: AtomicU64,
+}
+
+impl HealthAccess {
+    /// `token`: the checker's secret (`None`: everyone gets the full report); `cache_for`: how old the answer
+    /// to requests without the token may be.
+    pub fn new(token: Option<String>, cache_for: Duration) -> Self {
+        Self {
+            token: token.filter(|t| !t.is_empty()),
+            cache_for,
+            cached: tokio::sync::Mutex::new(HashMap::new()),
+            probes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn cache_for(&self) -> Duration {
+        self.cache_for
+    }
+
+    pub fn token_configured(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Deep probes run so far (each opens one database connection of its own).
+    pub fn probes(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
+    }
+
+    fn grants_full_report(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        headers
+            .get(TOKEN_HEADER)
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+    }
+}
+
+impl Default for HealthAccess {
+    fn default() -> Self {
+        Self::new(None, Duration::from_secs(5))
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn minimal(status: StatusCode) -> Response {
+    let body = if status == StatusCode::OK {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    (status, Json(serde_json::json!({ "status": body }))).into_response()
+}
 
 pub async fn shallow() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
@@ -77,6 +156,7 @@ async fn probe<T>(
 
 pub async fn deep(
     State(app): State<SharedState>,
+    headers: HeaderMap,
     Query(query): Query<DeepQuery>,
 ) -> Result<Response, ApiError> {
     if let Some(expect) = &query.expect
@@ -88,6 +168,24 @@ pub async fn deep(
             format!("expect must be active or standby, not {expect:?}"),
         ));
     }
+    let access = &app.health;
+    if access.grants_full_report(&headers) {
+        let (status, report) = full_report(&app, query.expect).await;
+        return Ok((status, Json(report)).into_response());
+    }
+    let mut cached = access.cached.lock().await;
+    if let Some((at, status)) = cached.get(&query.expect)
+        && at.elapsed() < access.cache_for
+    {
+        return Ok(minimal(*status));
+    }
+    let (status, _) = full_report(&app, query.expect.clone()).await;
+    cached.insert(query.expect, (Instant::now(), status));
+    Ok(minimal(status))
+}
+
+async fn full_report(app: &SharedState, expect: Option<String>) -> (StatusCode, DeepHealth) {
+    app.health.probes.fetch_add(1, Ordering::Relaxed);
     // Refreshes only when the background refresh has not kept the state fresh (e.g. in Lambda).
     let fresh = app.gate.fresh_snapshot().await;
     let last = app.gate.snapshot();
@@ -165,7 +263,7 @@ pub async fn deep(
         && database.read_only == Some(false)
         && matches!((database.fence_epoch, epoch), (Some(db), Some(held)) if db <= held)
         && session_store.ok;
-    let healthy = match query.expect.as_deref().unwrap_or(if role == "active" {
+    let healthy = match expect.as_deref().unwrap_or(if role == "active" {
         "active"
     } else {
         "standby"
@@ -177,7 +275,7 @@ pub async fn deep(
         status: if healthy { "healthy" } else { "unhealthy" },
         region: app.region.clone(),
         role,
-        expect: query.expect,
+        expect,
         epoch,
         writes_accepted,
         control,
@@ -189,5 +287,5 @@ pub async fn deep(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    Ok((status, Json(report)).into_response())
+    (status, report)
 }

@@ -3,7 +3,7 @@
 mod carts;
 mod checkout;
 mod extract;
-mod health;
+pub mod health;
 pub mod openapi;
 mod orders;
 mod products;
@@ -44,6 +44,10 @@ pub struct AppState {
     pub serve_metrics: bool,
     /// Admission for writes: one permit per write in progress (see [`admit_writes`]).
     pub write_admission: Arc<tokio::sync::Semaphore>,
+    /// Who gets the full `/health/deep` report (see [`health`]).
+    pub health: health::HealthAccess,
+    /// Where the database credentials come from, re-read when the server refuses them.
+    pub credentials: crate::credentials::Credentials,
 }
 
 /// Writes admitted at once per database connection: enough to keep every connection busy while others wait
@@ -70,6 +74,10 @@ pub fn router(state: SharedState) -> Router {
     }
     routes
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            retry_after_rotation,
+        ))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), admit_writes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record_metrics))
         .layer(
@@ -93,6 +101,37 @@ pub fn router(state: SharedState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)
+}
+
+/// A request that failed because the server refused the database credentials (a rotation happened) runs
+/// once more after the credentials are re-read from their source. The refusal happens when a connection is
+/// opened, before any statement ran on it, so running the request again repeats nothing.
+async fn retry_after_rotation(
+    State(app): State<SharedState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    // Bodies over the API's limit still reach the handlers, whose extractors answer 413 as before; only a
+    // body far over it is refused here.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let request = |bytes: axum::body::Bytes| {
+        let mut again = Request::new(axum::body::Body::from(bytes));
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        *again.extensions_mut() = parts.extensions.clone();
+        again
+    };
+    let (response, refused) =
+        crate::credentials::watch(next.clone().run(request(bytes.clone()))).await;
+    if !refused || !app.credentials.refresh(&app.pool).await {
+        return response;
+    }
+    next.run(request(bytes)).await
 }
 
 /// Load shedding for writes. Beyond the admitted number, a write is refused at once (503 `overloaded`,

@@ -116,6 +116,8 @@ impl TestApp {
             assets_dir: None,
             max_connections: 16,
             serve_metrics: true,
+            health: Default::default(),
+            credentials: Default::default(),
         };
         let app_state = storefront::app::build_with_control(&settings, Arc::new(control.clone()))
             .await
