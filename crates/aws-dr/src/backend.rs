@@ -696,6 +696,7 @@ impl DrBackend for AwsBackend {
             for r in &mut observed {
                 r.notes.extend(route_notes.iter().cloned());
             }
+            attribute_alarms_to_their_subject(&self.topology, &mut observed);
             if observed.iter().all(|r| !r.reachable) {
                 return Err(BackendError::unavailable(format!(
                     "neither region could be observed: {}",
@@ -1085,5 +1086,31 @@ impl DrBackend for AwsBackend {
                 }
             )))
         })
+    }
+}
+
+/// Moves each firing alarm to the region it is about. Alarms live where their metric is: the Route 53
+/// detection alarms of both regions in us-east-1 (the only region with health-check metrics,
+/// https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/monitoring-health-checks.html), a probe alarm
+/// in the probing region. Read per region as listed, a probe alarm on a dead primary would count against
+/// the standby and refuse the very failover it calls for.
+fn attribute_alarms_to_their_subject(topology: &Topology, observed: &mut [RegionReadiness]) {
+    let mut moved: Vec<(String, String)> = Vec::new();
+    for r in observed.iter_mut() {
+        r.alarms_firing
+            .retain(|alarm| match topology.alarm_subject_region(alarm) {
+                Some(subject) if subject != r.region => {
+                    moved.push((subject.to_owned(), alarm.clone()));
+                    false
+                }
+                _ => true,
+            });
+    }
+    for (subject, alarm) in moved {
+        if let Some(r) = observed.iter_mut().find(|r| r.region == subject)
+            && !r.alarms_firing.contains(&alarm)
+        {
+            r.alarms_firing.push(alarm);
+        }
     }
 }

@@ -59,6 +59,7 @@ pub struct RegionClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl RegionClients {
@@ -77,6 +78,7 @@ impl RegionClients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            sts: aws_sdk_sts::Client::new(sdk),
         }
     }
 }
@@ -89,6 +91,23 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The AWS account these clients act in (STS GetCallerIdentity, which needs no permission:
+    /// https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+    pub async fn account_id(&self) -> Result<String, lifeboat_runbook::BackendError> {
+        let Some(c) = self.regions.values().next() else {
+            return Err(lifeboat_runbook::BackendError::other(
+                "no region clients to ask for the account id",
+            ));
+        };
+        let identity =
+            c.sts.get_caller_identity().send().await.map_err(|e| {
+                crate::errors::sdk_error("reading the caller's account", &c.region, e)
+            })?;
+        identity.account.ok_or_else(|| {
+            lifeboat_runbook::BackendError::other("GetCallerIdentity returned no account")
+        })
+    }
+
     /// Clients for `regions` (the environment's pair) over `connection`.
     pub async fn connect(connection: &Connection, regions: &[&str]) -> Self {
         let mut map = BTreeMap::new();

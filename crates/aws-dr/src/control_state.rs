@@ -100,7 +100,12 @@ pub async fn seed(
             (
                 topology.ssm_fence(),
                 params.fence_raised.is_none(),
-                if truth.fence_raised { "raised" } else { "lowered" }.to_owned(),
+                if truth.fence_raised {
+                    "raised"
+                } else {
+                    "lowered"
+                }
+                .to_owned(),
             ),
         ];
         for (name, missing, value) in wanted {
@@ -147,6 +152,10 @@ async fn create(c: &RegionClients, name: &str, value: &str) -> Result<bool, Back
         {
             Ok(false)
         }
-        Err(e) => Err(sdk_error(&format!("creating parameter {name}"), &c.region, e)),
+        Err(e) => Err(sdk_error(
+            &format!("creating parameter {name}"),
+            &c.region,
+            e,
+        )),
     }
 }

@@ -15,22 +15,17 @@ use lifeboat_runbook::{
 };
 use serde_json::{Value, json};
 
+use lifeboat_config::names::{
+    PROBE_DIMENSION_ENVIRONMENT, PROBE_DIMENSION_REGION, PROBE_EVENT_KEY, PROBE_METRIC,
+    PROBE_NAMESPACE,
+};
+
 use crate::AwsEnvironment;
 use crate::topology::Topology;
 
 /// How long one invocation may keep re-evaluating a young alarm before it gives up (the Lambda's own
 /// timeout is the hard bound; the next state change invokes it again).
 const MAX_WAIT: Duration = Duration::from_secs(600);
-
-/// The names of the health alarm of each region (`<prefix>-primary-health`, `<prefix>-standby-health`).
-pub fn health_alarm(topology: &Topology, region: &str) -> String {
-    let role = if region == topology.primary_region {
-        "primary"
-    } else {
-        "standby"
-    };
-    format!("{}-{role}-health", topology.prefix)
-}
 
 /// The policy's decision for one event: the pure part of the handler.
 pub fn decision_for(
@@ -44,18 +39,85 @@ pub fn decision_for(
     let active = readiness
         .active_region()
         .unwrap_or_else(|| topology.primary_region.clone());
-    let alarms = [health_alarm(topology, &active)];
+    let alarms = topology.alarms_watching(&active);
     decide(
         event,
         &PolicyInput {
             settings,
-            primary_health_alarms: &alarms,
+            primary_health_alarms: alarms,
             active_region: &active,
             readiness,
             last_run_started_at,
             now,
         },
     )
+}
+
+/// The cross-region probe (the schedule sends `{"lifeboat-probe": {"region": <watched>}}` every minute):
+/// asks the watched region's storefront function for `/health/deep` as its load balancer would, and
+/// publishes `Lifeboat/DR RegionHealthy` (1 healthy, 0 anything else, an unreachable region included) in
+/// this function's region, where the probe alarm on it lives. The alarm's state change is what may then
+/// start a run; the probe itself never acts.
+pub async fn probe_region(env: &AwsEnvironment, watched: &str) -> Value {
+    let topology = env.backend.topology();
+    let clients = env.backend.clients();
+    let health = match clients.region(watched) {
+        Ok(c) => {
+            crate::observe::invoke_health(
+                c,
+                &topology.storefront_function,
+                &topology.deep_health_path,
+                &[],
+            )
+            .await
+        }
+        Err(e) => lifeboat_runbook::readiness::Health::Unhealthy(e.message),
+    };
+    let healthy = health == lifeboat_runbook::readiness::Health::Healthy;
+    let here = match clients.region(&env.coordination_region) {
+        Ok(c) => c,
+        Err(e) => {
+            return json!({ "probe": watched, "healthy": healthy, "published": false, "error": e.message });
+        }
+    };
+    let datum = aws_sdk_cloudwatch::types::MetricDatum::builder()
+        .metric_name(PROBE_METRIC)
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(PROBE_DIMENSION_ENVIRONMENT)
+                .value(&topology.prefix)
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(PROBE_DIMENSION_REGION)
+                .value(watched)
+                .build(),
+        )
+        .value(if healthy { 1.0 } else { 0.0 })
+        .unit(aws_sdk_cloudwatch::types::StandardUnit::Count)
+        .build();
+    let published = here
+        .cloudwatch
+        .put_metric_data()
+        .namespace(PROBE_NAMESPACE)
+        .metric_data(datum)
+        .send()
+        .await;
+    let detail = match &health {
+        lifeboat_runbook::readiness::Health::Healthy => "healthy".to_owned(),
+        other => format!("{other:?}"),
+    };
+    tracing::info!(probe = %watched, healthy, %detail, "probed");
+    match published {
+        Ok(_) => {
+            json!({ "probe": watched, "healthy": healthy, "detail": detail, "published": true })
+        }
+        Err(e) => {
+            let e = crate::errors::sdk_error("publishing the probe metric", &here.region, e);
+            json!({ "probe": watched, "healthy": healthy, "detail": detail, "published": false, "error": e.message })
+        }
+    }
 }
 
 /// When the newest run in the journal started.
@@ -71,6 +133,14 @@ async fn last_run_started(env: &AwsEnvironment) -> Option<time::OffsetDateTime> 
 
 /// Handles one event end to end; the answer (also logged) says what was decided and done.
 pub async fn handle(env: &AwsEnvironment, settings: &DrSettings, event: &Value) -> Value {
+    if let Some(probe) = event.get(PROBE_EVENT_KEY) {
+        return match probe.get("region").and_then(Value::as_str) {
+            Some(watched) => probe_region(env, watched).await,
+            None => {
+                json!({ "decision": "ignore", "reason": format!("{PROBE_EVENT_KEY} event without a region: {probe}") })
+            }
+        };
+    }
     let event = match serde_json::from_value::<AlarmEvent>(event.clone()) {
         Ok(e) => e,
         Err(e) => {
@@ -311,9 +381,9 @@ mod tests {
 
     #[test]
     fn a_long_standing_primary_health_alarm_triggers_a_switchover() {
-        let (topology, settings, readiness) = setup(&["lifeboat-dev-primary-health"]);
+        let (topology, settings, readiness) = setup(&["lifeboat-dev-us-east-1-health"]);
         let e = event(
-            "lifeboat-dev-primary-health",
+            "lifeboat-dev-us-east-1-health",
             "ALARM",
             "2026-11-25T10:00:00.000+0000",
         );
@@ -346,10 +416,10 @@ mod tests {
 
     #[test]
     fn a_young_alarm_an_ok_event_another_alarm_and_a_recent_run_do_not_act() {
-        let (topology, settings, readiness) = setup(&["lifeboat-dev-primary-health"]);
+        let (topology, settings, readiness) = setup(&["lifeboat-dev-us-east-1-health"]);
         let now = at("2026-11-25T10:05:00.000+0000");
         let young = event(
-            "lifeboat-dev-primary-health",
+            "lifeboat-dev-us-east-1-health",
             "ALARM",
             "2026-11-25T10:04:30.000+0000",
         );
@@ -358,7 +428,7 @@ mod tests {
             Decision::Wait { .. }
         ));
         let ok = event(
-            "lifeboat-dev-primary-health",
+            "lifeboat-dev-us-east-1-health",
             "OK",
             "2026-11-25T10:00:00.000+0000",
         );
@@ -367,7 +437,7 @@ mod tests {
             Decision::Ignore { .. }
         ));
         let other = event(
-            "lifeboat-dev-primary-5xx",
+            "lifeboat-dev-us-east-1-5xx",
             "ALARM",
             "2026-11-25T10:00:00.000+0000",
         );
@@ -376,7 +446,7 @@ mod tests {
             Decision::Ignore { .. }
         ));
         let old = event(
-            "lifeboat-dev-primary-health",
+            "lifeboat-dev-us-east-1-health",
             "ALARM",
             "2026-11-25T10:00:00.000+0000",
         );
@@ -390,11 +460,11 @@ mod tests {
 
     #[test]
     fn an_unready_standby_is_left_to_an_operator() {
-        let (topology, settings, mut readiness) = setup(&["lifeboat-dev-primary-health"]);
+        let (topology, settings, mut readiness) = setup(&["lifeboat-dev-us-east-1-health"]);
         readiness.regions[1].storefront =
             Health::Unhealthy("GET https://standby/health/deep answered 503".into());
         let e = event(
-            "lifeboat-dev-primary-health",
+            "lifeboat-dev-us-east-1-health",
             "ALARM",
             "2026-11-25T10:00:00.000+0000",
         );
@@ -413,15 +483,29 @@ mod tests {
     }
 
     #[test]
-    fn health_alarm_names_follow_the_active_region() {
+    fn the_alarms_acted_on_follow_the_active_region() {
         let topology = Topology::from_config(&lifeboat_config::Config::default());
         assert_eq!(
-            health_alarm(&topology, PRIMARY),
-            "lifeboat-dev-primary-health"
+            topology.alarms_watching(PRIMARY),
+            [
+                "lifeboat-dev-us-east-1-health",
+                "lifeboat-dev-us-east-1-probe-from-us-west-2"
+            ]
         );
         assert_eq!(
-            health_alarm(&topology, STANDBY),
-            "lifeboat-dev-standby-health"
+            topology.alarms_watching(STANDBY),
+            [
+                "lifeboat-dev-us-west-2-health",
+                "lifeboat-dev-us-west-2-probe-from-us-east-1"
+            ]
+        );
+        assert_eq!(
+            topology.alarm_subject_region("lifeboat-dev-us-west-2-probe-from-us-east-1"),
+            Some(STANDBY)
+        );
+        assert_eq!(
+            topology.alarm_subject_region("other-dev-us-west-2-health"),
+            None
         );
     }
 }

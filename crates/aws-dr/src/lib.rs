@@ -53,6 +53,19 @@ impl AwsEnvironment {
         coordination_region: &str,
     ) -> Self {
         let clients = Clients::connect(connection, &topology.regions()).await;
+        // Bucket names carry the account id; where the caller did not know it, the credentials tell it
+        // (without it the bucket checks name the placeholder and fail, saying so).
+        let topology = if topology.knows_account() {
+            topology
+        } else {
+            match clients.account_id().await {
+                Ok(account) => topology.in_account(&account),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "the AWS account is unknown");
+                    topology
+                }
+            }
+        };
         Self::from_clients(clients, topology, coordination_region)
     }
 

@@ -24,7 +24,8 @@ pub struct Topology {
     pub ssm_prefix: String,
     pub journal_table: String,
     pub sessions_table: String,
-    /// Asset bucket per region.
+    /// Asset bucket per region. Bucket names carry the account id; until [`Self::in_account`] is applied
+    /// they hold the `${AWS::AccountId}` placeholder the templates use.
     pub assets_buckets: BTreeMap<String, String>,
     pub topic_name: String,
     /// Topic ARN per region when known in advance; otherwise found by name.
@@ -39,6 +40,10 @@ pub struct Topology {
     /// The Route 53 health check that guards each region's failover record; given, or read from the
     /// failover records.
     pub health_check_ids: BTreeMap<String, String>,
+    /// The alarms meaning "this region is unhealthy", per region (`Names::alarms_watching`): its Route 53
+    /// detection alarm (in us-east-1) and the other region's probe alarm on it. Automation acts on those of
+    /// the region active now, wherever they live.
+    pub watching_alarms: BTreeMap<String, Vec<String>>,
     /// Path of the storefront's deep health endpoint (database, sessions, assets).
     pub deep_health_path: String,
     /// Where run reports go: a bucket (`None`: the assets bucket of the region the run is coordinated
@@ -86,6 +91,47 @@ impl Default for Bounds {
 }
 
 impl Topology {
+    /// The topology of the resources in AWS account `account_id`: the account goes into the bucket names.
+    pub fn in_account(mut self, account_id: &str) -> Self {
+        for name in self.assets_buckets.values_mut() {
+            *name = name.replace(lifeboat_config::names::ACCOUNT_ID, account_id);
+        }
+        if let Some(name) = &mut self.reports_bucket {
+            *name = name.replace(lifeboat_config::names::ACCOUNT_ID, account_id);
+        }
+        self
+    }
+
+    /// The alarms meaning "`region` is unhealthy" (see [`Self::watching_alarms`]).
+    pub fn alarms_watching(&self, region: &str) -> &[String] {
+        self.watching_alarms
+            .get(region)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The region an alarm of this environment is about: alarms are named `<prefix>-<region>-<what>`
+    /// and may live in another region than the one they watch (Route 53 metrics exist in us-east-1 only;
+    /// a probe alarm lives in the probing region).
+    pub fn alarm_subject_region(&self, alarm: &str) -> Option<&str> {
+        let rest = alarm.strip_prefix(&self.prefix)?.strip_prefix('-')?;
+        [self.primary_region.as_str(), self.standby_region.as_str()]
+            .into_iter()
+            .find(|region| {
+                rest.strip_prefix(region)
+                    .is_some_and(|tail| tail.starts_with('-'))
+            })
+    }
+
+    /// Whether every bucket name is resolved (see [`Self::in_account`]).
+    pub fn knows_account(&self) -> bool {
+        !self
+            .assets_buckets
+            .values()
+            .chain(self.reports_bucket.as_ref())
+            .any(|name| name.contains(lifeboat_config::names::ACCOUNT_ID))
+    }
+
     /// The topology of the environment `config` describes.
     pub fn from_config(config: &lifeboat_config::Config) -> Self {
         let names = config.names();
@@ -109,7 +155,7 @@ impl Topology {
             ssm_prefix: names.ssm_prefix(),
             journal_table: names.journal_table(),
             sessions_table: names.sessions_table(),
-            assets_buckets: per_region(&|r| names.assets_bucket(r)),
+            assets_buckets: per_region(&|r| names.assets_bucket_pattern(r)),
             topic_name: names.topic_name(),
             topic_arns: BTreeMap::new(),
             storefront_function: names.storefront_function(),
@@ -117,6 +163,10 @@ impl Topology {
             record_name: names.record_name(),
             hosted_zone_id: None,
             health_check_ids: BTreeMap::new(),
+            watching_alarms: regions
+                .iter()
+                .map(|r| (r.clone(), names.alarms_watching(r)))
+                .collect(),
             deep_health_path: "/health/deep".into(),
             reports_bucket: None,
             reports_prefix: "dr-reports/".into(),
@@ -236,6 +286,10 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<(Topology, DrSet
         // The topic exists in both regions under one name; the ARN given is the Lambda's own region's.
         if let Some(region) = arn.split(':').nth(3) {
             topology.topic_arns.insert(region.to_owned(), arn.clone());
+        }
+        // arn:<partition>:sns:<region>:<account>:<name>: the account the stacks (and bucket names) are in.
+        if let Some(account) = arn.split(':').nth(4).filter(|a| !a.is_empty()) {
+            topology = topology.in_account(account);
         }
     }
     topology.hosted_zone_id = env("HOSTED_ZONE_ID").filter(|v| !v.is_empty());

@@ -51,10 +51,17 @@ backup_retention_days = 7
 min = 0.5
 max = 16.0
 
-[database.capacity.standby]
-# Warm standby: smaller; a failover scales it up to the primary's range.
-min = 0.5
-max = 8.0
+# The standby's range defaults to the primary's, so the region that takes over after a failover can carry
+# the primary's load. Lower it only to save cost (a failover then runs on less until someone raises it):
+# [database.capacity.standby]
+# min = 0.5
+# max = 8.0
+
+[database.instances]
+# db.serverless instances per cluster: the writer plus readers in other AZs (1 to 16).
+primary = 2
+# The standby has as many by default; lower it only to save cost:
+# standby = 1
 
 [network]
 # Availability zones per region: 2 or 3.

@@ -127,6 +127,7 @@ pub struct Database {
     pub name: String,
     pub backup_retention_days: u32,
     pub capacity: DatabaseCapacity,
+    pub instances: DatabaseInstances,
 }
 
 impl Default for Database {
@@ -142,6 +143,7 @@ impl Default for Database {
             name: "shop".into(),
             backup_retention_days: 7,
             capacity: DatabaseCapacity::default(),
+            instances: DatabaseInstances::default(),
         }
     }
 }
@@ -150,8 +152,11 @@ impl Default for Database {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseCapacity {
     pub primary: CapacityRange,
-    /// The standby is scaled down (warm standby); a failover scales it up.
-    pub standby: CapacityRange,
+    /// The standby's range. Absent (the default): the primary's, so the region that takes over after a
+    /// failover can carry the primary's peak load. Set it lower only to save cost, accepting that a failover
+    /// then runs on less capacity until someone raises it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<CapacityRange>,
 }
 
 impl Default for DatabaseCapacity {
@@ -161,7 +166,28 @@ impl Default for DatabaseCapacity {
                 min: 0.5,
                 max: 16.0,
             },
-            standby: CapacityRange { min: 0.5, max: 8.0 },
+            standby: None,
+        }
+    }
+}
+
+/// Number of `db.serverless` instances per cluster (the first is the writer, the others readers in other
+/// AZs). Aurora allows a writer and up to 15 readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseInstances {
+    pub primary: u8,
+    /// Absent (the default): as many as the primary, so losing an AZ after a failover is survived the same
+    /// way. Lower it only to save cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<u8>,
+}
+
+impl Default for DatabaseInstances {
+    fn default() -> Self {
+        Self {
+            primary: 2,
+            standby: None,
         }
     }
 }
@@ -493,10 +519,27 @@ impl Config {
         }
     }
 
+    /// Serverless v2 capacity of a role's cluster; the standby's defaults to the primary's.
     pub fn capacity(&self, role: Role) -> CapacityRange {
         match role {
             Role::Primary => self.database.capacity.primary,
-            Role::Standby => self.database.capacity.standby,
+            Role::Standby => self
+                .database
+                .capacity
+                .standby
+                .unwrap_or(self.database.capacity.primary),
+        }
+    }
+
+    /// Number of instances of a role's cluster; the standby's defaults to the primary's.
+    pub fn instances(&self, role: Role) -> u8 {
+        match role {
+            Role::Primary => self.database.instances.primary,
+            Role::Standby => self
+                .database
+                .instances
+                .standby
+                .unwrap_or(self.database.instances.primary),
         }
     }
 
@@ -561,9 +604,14 @@ mod tests {
                 max: 32.0
             }
         );
+        assert_eq!(c.database.capacity.standby, None);
         assert_eq!(
-            c.database.capacity.standby,
-            CapacityRange { min: 0.5, max: 8.0 }
+            c.capacity(Role::Standby),
+            CapacityRange {
+                min: 1.0,
+                max: 32.0
+            },
+            "the standby follows the primary unless set"
         );
     }
 
@@ -770,6 +818,48 @@ mod tests {
                 .validate_for_deploy()
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn the_standby_has_the_primarys_capacity_and_instances_unless_lowered() {
+        let c = Config::default();
+        assert_eq!(c.capacity(Role::Standby), c.capacity(Role::Primary));
+        assert_eq!(c.instances(Role::Standby), c.instances(Role::Primary));
+        assert_eq!(c.instances(Role::Primary), 2);
+        let lowered = parse(
+            "[database.capacity.standby]\nmin = 0.5\nmax = 4\n[database.instances]\nstandby = 1\n",
+        )
+        .unwrap();
+        assert_eq!(lowered.capacity(Role::Standby).max, 4.0);
+        assert_eq!(lowered.instances(Role::Standby), 1);
+        assert_eq!(lowered.instances(Role::Primary), 2);
+        for (text, key) in [
+            (
+                "[database.instances]\nprimary = 0\n",
+                "database.instances.primary",
+            ),
+            (
+                "[database.instances]\nstandby = 17\n",
+                "database.instances.standby",
+            ),
+            (
+                "[database.instances]\nreaders = 1\n",
+                "database.instances.readers",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().kind.key(), Some(key), "{text}");
+        }
+    }
+
+    #[test]
+    fn names_too_long_for_a_bucket_with_region_and_account_are_rejected() {
+        let err = parse(
+            "[project]\nname = \"abcdefghijklmnopqrst\"\nenvironment = \"abcdefghij\"\n\
+             [regions]\nprimary = \"ap-southeast-1\"\nstandby = \"ap-southeast-2\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.kind.key(), Some("project.name"));
+        assert!(err.to_string().contains("63"), "{err}");
     }
 
     #[test]

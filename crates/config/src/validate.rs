@@ -10,6 +10,8 @@ const FREE_FORM_TABLES: &[&str] = &["tags"];
 const OPTIONAL_KEYS: &[(&str, &[&str])] = &[
     ("certificates", &["primary", "standby"]),
     ("storefront", &["reserved_concurrency"]),
+    ("database.capacity", &["standby"]),
+    ("database.instances", &["standby"]),
 ];
 
 /// Rejects any key the config model does not know, naming its dotted path and the keys allowed there.
@@ -359,8 +361,36 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigErrorKind> {
         35,
     )?;
     check_capacity("database.capacity.primary", c.database.capacity.primary)?;
-    check_capacity("database.capacity.standby", c.database.capacity.standby)?;
+    if let Some(standby) = c.database.capacity.standby {
+        check_capacity("database.capacity.standby", standby)?;
+    }
+    let instances = [
+        (
+            "database.instances.primary",
+            Some(c.database.instances.primary),
+        ),
+        ("database.instances.standby", c.database.instances.standby),
+    ];
+    for (key, count) in instances {
+        if let Some(count) = count {
+            in_range(key, u32::from(count), 1, 16)?;
+        }
+    }
 
+    // Bucket names carry the region and the 12-digit account id and may not exceed 63 characters.
+    for region in [&c.regions.primary, &c.regions.standby] {
+        let longest = c.names().alb_logs_bucket_in(region, "123456789012");
+        if longest.len() > 63 {
+            return Err(invalid(
+                "project.name",
+                quoted(&c.project.name),
+                format!(
+                    "a shorter name or environment: the bucket name {longest} ({} characters) exceeds S3's 63",
+                    longest.len()
+                ),
+            ));
+        }
+    }
     if !matches!(c.network.az_count, 2 | 3) {
         return Err(invalid("network.az_count", c.network.az_count, "2 or 3"));
     }

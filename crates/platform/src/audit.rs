@@ -11,7 +11,7 @@
 //! bucket policy change, which CloudTrail records.
 
 use lifeboat_cfn::resources::{iam, s3};
-use lifeboat_cfn::{Expr, get_att, join, r};
+use lifeboat_cfn::{Expr, get_att, join, r, sub};
 use lifeboat_config::{Config, Role};
 use serde_json::json;
 
@@ -62,13 +62,14 @@ pub fn reports_bucket(config: &Config, s: &mut Stack, role: Role) {
         &stack_id(crate::compute::COMPONENT, role),
         "StorefrontRoleArn",
     );
-    let bucket_name = names.reports_bucket(&region);
+    let bucket_name = names.reports_bucket_pattern(&region);
     let retention = config.audit.report_retention_days;
     s.template
         .add(
             REPORTS_BUCKET,
             s3::Bucket {
-                bucket_name: Some(bucket_name.clone().into()),
+                // The account id in the name: bucket names are global across accounts.
+                bucket_name: Some(sub(bucket_name.clone())),
                 versioning_configuration: Some(Expr::json(json!({ "Status": "Enabled" }))),
                 bucket_encryption: Some(Expr::json(json!({
                     "ServerSideEncryptionConfiguration": [{

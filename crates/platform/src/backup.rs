@@ -154,7 +154,7 @@ pub fn alarms(config: &Config, s: &mut Stack, role: Role) {
         s.template.add(
             id,
             cloudwatch::Alarm {
-                alarm_name: Some(names.alarm(role, what).into()),
+                alarm_name: Some(names.alarm(config.region(role), what).into()),
                 alarm_description: Some(
                     format!(
                         "AWS Backup: a job of vault {vault_name} failed ({metric}); the next scheduled one may not fix it"

@@ -26,7 +26,12 @@ pub const ACCESS_LOG_PREFIX: &str = "alb";
 pub mod env {
     pub const REGION: &str = "LIFEBOAT_REGION";
     pub const DATABASE_SECRET_ARN: &str = "DATABASE_SECRET_ARN";
+    /// The region's cluster (writer) endpoint. In a secondary region it is inactive until that cluster is
+    /// promoted: only the primary cluster's endpoint takes writes
+    /// (<https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-connecting.html>).
     pub const DATABASE_HOST: &str = "DATABASE_HOST";
+    /// The region's reader endpoint: the one that answers in a passive (secondary) region.
+    pub const DATABASE_READER_HOST: &str = "DATABASE_READER_HOST";
     pub const DATABASE_NAME: &str = "DATABASE_NAME";
     pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
     pub const ASSETS_BUCKET: &str = "ASSETS_BUCKET";
@@ -84,6 +89,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
     let app_group = s.input("AppSecurityGroupId", &networking, "AppSecurityGroupId");
     let database = stack_id(crate::database::COMPONENT, role);
     let database_host = s.input("DatabaseHost", &database, "ClusterEndpoint");
+    let database_reader_host = s.input("DatabaseReaderHost", &database, "ReaderEndpoint");
     // The storefront's own credentials (not the master's) live in the primary region, replicated to the standby.
     let database_primary = stack_id(crate::database::COMPONENT, Role::Primary);
     let secret_arn = match role {
@@ -164,6 +170,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
             env::REGION: region,
             env::DATABASE_SECRET_ARN: secret_arn,
             env::DATABASE_HOST: database_host,
+            env::DATABASE_READER_HOST: database_reader_host,
             env::DATABASE_NAME: config.database.name,
             env::SESSIONS_TABLE: names.sessions_table(),
             env::ASSETS_BUCKET: assets_bucket,
@@ -272,7 +279,8 @@ fn load_balancer(config: &Config, s: &mut Stack, role: Role, subnets: Expr, secu
         .add(
             "AccessLogsBucket",
             s3::Bucket {
-                bucket_name: Some(names.alb_logs_bucket(&region).into()),
+                // The account id in the name: bucket names are global across accounts.
+                bucket_name: Some(sub(names.alb_logs_bucket_pattern(&region))),
                 versioning_configuration: Some(Expr::json(json!({ "Status": "Enabled" }))),
                 bucket_encryption: Some(Expr::json(json!({
                     "ServerSideEncryptionConfiguration": [{ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }]

@@ -153,10 +153,10 @@ pub fn build(config: &Config, role: Role) -> Stack {
         .stateful(DeletionPolicy::Snapshot);
 
     // Serverless v2 capacity comes from the cluster's scaling configuration; instances are `db.serverless`.
-    let instances = match role {
-        Role::Primary => 2,
-        Role::Standby => 1,
-    };
+    // The standby has as many instances as the primary unless the config lowers it: after a failover it
+    // carries the whole load, and losing an AZ there must not take the writer down with no reader to promote.
+    let instances = usize::from(config.instances(role));
+    let az_count = usize::from(config.network.az_count);
     for index in 0..instances {
         let id = if index == 0 {
             "WriterInstance".to_string()
@@ -170,10 +170,14 @@ pub fn build(config: &Config, role: Role) -> Stack {
                 engine: Some(ENGINE.into()),
                 db_cluster_identifier: Some(r("Cluster")),
                 db_instance_identifier: Some(names.instance_id(&region, index).into()),
-                // Writer and reader in different AZs, so losing one AZ promotes the reader in place.
-                availability_zone: Some(select(u32::try_from(index).unwrap_or(0), Expr::GetAzs)),
+                // Writer and readers spread over the AZs, so losing one AZ promotes a reader in place.
+                availability_zone: Some(select(
+                    u32::try_from(index % az_count).unwrap_or(0),
+                    Expr::GetAzs,
+                )),
                 publicly_accessible: Some(false.into()),
-                promotion_tier: Some(u32::try_from(index).unwrap_or(0).into()),
+                // Tiers 0 to 15 are what Aurora accepts.
+                promotion_tier: Some(u32::try_from(index.min(15)).unwrap_or(0).into()),
                 auto_minor_version_upgrade: Some(
                     (!is_long_term_support(&config.database.engine_version)).into(),
                 ),

@@ -1,15 +1,26 @@
 //! DR automation, per region: the DR automation Lambda function (the orchestrator's runbooks; code location
-//! from parameters), an EventBridge rule on state changes of the primary-health alarms with its invoke
-//! permission, a role limited to what a failover needs on this environment's resources, and the SSM control
-//! parameters (active region, epoch, write fence, endpoints).
+//! from parameters), an EventBridge rule on state changes of the alarms that watch either region, with its
+//! invoke permission, the cross-region probe of the other region (a schedule invoking the function and an
+//! alarm on what it reports), a role limited to what a failover needs on this environment's resources, and
+//! the SSM endpoint parameters.
+//!
+//! Detection survives the loss of either region: each region's function is triggered by the alarms that live
+//! in its own region (the probe alarm on the other region) and by the Route 53 health alarms, which live in
+//! us-east-1 and reach the other regions' buses through the forwarding rule of [`crate::detection`]. Both
+//! regions receive the alarms of both regions; the policy acts only on those of the region active at the
+//! time, so automation follows the roles after a switchover, and the journal lock lets one run act.
+//!
+//! The DR control state (active region, epoch, fence) is not a stack resource: a template update or a stack
+//! deletion would reset or delete live state. `lifeboat deploy` creates those parameters once, if absent.
 //!
 //! The primary stack also holds the DynamoDB global table for the run journal and lock (replicated to the
-//! standby region) and the Route 53 failover record pair; its rule forwards the alarm events to the standby
-//! region's default event bus, so the standby function (the one that must act when the primary region is
-//! down) receives them too.
+//! standby region) and the Route 53 failover record pair.
 
-use lifeboat_cfn::resources::{dynamodb, events, iam, lambda, route53, ssm};
+use lifeboat_cfn::resources::{cloudwatch, dynamodb, events, iam, lambda, route53, ssm};
 use lifeboat_cfn::{Expr, get_att, join, r, sub};
+use lifeboat_config::names::{
+    PROBE_DIMENSION_ENVIRONMENT, PROBE_DIMENSION_REGION, PROBE_METRIC, PROBE_NAMESPACE,
+};
 use lifeboat_config::{Config, Role};
 use lifeboat_contract::manifest::ArtifactPart;
 use serde_json::{Value, json};
@@ -22,8 +33,11 @@ pub const ARTIFACT: &str = "dr-automation";
 /// Key attributes of the journal table (both strings).
 pub const JOURNAL_PARTITION_KEY: &str = "pk";
 pub const JOURNAL_SORT_KEY: &str = "sk";
-/// Initial value of the fencing epoch parameter.
+/// Initial value of the fencing epoch parameter (created by `lifeboat deploy`, not by a stack).
 pub const INITIAL_EPOCH: &str = "1";
+pub use lifeboat_config::names::PROBE_EVENT_KEY;
+/// How often each region probes the other.
+pub const PROBE_SCHEDULE: &str = "rate(1 minute)";
 
 /// Environment variables of the DR automation function.
 pub mod env {
@@ -46,13 +60,19 @@ pub mod env {
     pub const DR_PREFIX: &str = "LIFEBOAT_DR_";
 }
 
-/// The EventBridge pattern matching state changes of the primary-health alarms.
+/// The EventBridge pattern matching state changes of the alarms that watch either region (which of them
+/// matters depends on which region is active when they fire: the policy decides).
 pub fn alarm_event_pattern(config: &Config) -> Value {
     json!({
         "source": ["aws.cloudwatch"],
         "detail-type": ["CloudWatch Alarm State Change"],
-        "detail": { "alarmName": config.names().primary_health_alarms() }
+        "detail": { "alarmName": config.names().automation_alarms() }
     })
+}
+
+/// The event the probe schedule of a region sends its DR automation function.
+pub fn probe_event(watched_region: &str) -> Value {
+    json!({ PROBE_EVENT_KEY: { "region": watched_region } })
 }
 
 pub fn build(config: &Config, role: Role) -> Stack {
@@ -62,7 +82,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         config,
         COMPONENT,
         role,
-        "DR automation function, alarm trigger, control parameters, journal, failover records",
+        "DR automation function, alarm trigger, cross-region probe, endpoint parameters, journal, failover records",
     );
 
     let networking = stack_id(crate::networking::COMPONENT, role);
@@ -125,7 +145,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
             standby_check.clone(),
         );
     }
-    control_parameters(config, &mut s, &albs);
+    endpoint_parameters(config, &mut s, &albs);
 
     let code_bucket = s.artifact("DrAutomationCodeBucket", ARTIFACT, ArtifactPart::Bucket);
     let code_key = s.artifact("DrAutomationCodeKey", ARTIFACT, ArtifactPart::Key);
@@ -228,7 +248,8 @@ pub fn build(config: &Config, role: Role) -> Stack {
         },
     );
 
-    trigger(config, &mut s, role);
+    trigger(config, &mut s);
+    probe(config, &mut s, role, topic.clone());
 
     s.output(
         "FunctionName",
@@ -396,10 +417,11 @@ fn role_statements(
             &["s3:GetReplicationConfiguration"],
             regions
                 .iter()
-                .map(|r| crate::util::bucket_arn(&names.assets_bucket(r)))
+                .map(|r| crate::util::bucket_arn(&names.assets_bucket_pattern(r)))
                 .collect(),
         ),
     ];
+    statements.extend(probe_statements(config));
     if role == Role::Primary {
         let database_key = s.input(
             "DatabaseKeyArn",
@@ -483,41 +505,11 @@ fn failover_records(
     }
 }
 
-/// The control parameters in this region. Their values here are the initial state only: from then on the
-/// orchestrator owns them (the templates never change these values, so an update does not reset them).
-fn control_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
+/// The endpoint parameters in this region: plain configuration derived from the stacks (the load balancers'
+/// names), rewritten by every deploy. The control state (active region, epoch, fence) is deliberately not
+/// here: see the module documentation.
+fn endpoint_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
     let names = config.names();
-    let parameter = |name: String, value: Expr, description: &str| ssm::Parameter {
-        name: Some(name.into()),
-        parameter_type: "String".into(),
-        value,
-        description: Some(description.into()),
-        tier: Some("Standard".into()),
-    };
-    s.template.add(
-        "ActiveRegionParameter",
-        parameter(
-            names.ssm_active_region(),
-            config.regions.primary.clone().into(),
-            "The region that may accept writes",
-        ),
-    );
-    s.template.add(
-        "EpochParameter",
-        parameter(
-            names.ssm_epoch(),
-            INITIAL_EPOCH.into(),
-            "Fencing epoch, raised at every role change",
-        ),
-    );
-    s.template.add(
-        "FenceParameter",
-        parameter(
-            names.ssm_fence(),
-            "lowered".into(),
-            "Write fence: raised while a switchover is in progress",
-        ),
-    );
     for (role, dns) in albs {
         let id = if *role == Role::Primary {
             "PrimaryEndpointParameter"
@@ -526,45 +518,32 @@ fn control_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
         };
         s.template.add(
             id,
-            parameter(
-                names.ssm_endpoint(config.region(*role)),
-                dns.clone(),
-                "Public endpoint (load balancer) of a region",
-            ),
+            ssm::Parameter {
+                name: Some(names.ssm_endpoint(config.region(*role)).into()),
+                parameter_type: "String".into(),
+                value: dns.clone(),
+                description: Some("Public endpoint (load balancer) of a region".into()),
+                tier: Some("Standard".into()),
+            },
         );
     }
 }
 
-fn trigger(config: &Config, s: &mut Stack, role: Role) {
-    let mut targets =
-        vec![json!({ "Id": "dr-automation", "Arn": get_att("DrAutomationFunction", "Arn") })];
-    if role == Role::Primary {
-        // Forward to the standby region, whose function must act when this region is down.
-        let standby_bus = arn_in("events", &config.regions.standby, "event-bus/default");
-        s.template.add(
-            "ForwardEventsRole",
-            iam::Role {
-                assume_role_policy_document: assume_role("events.amazonaws.com"),
-                description: Some(
-                    "Forwards primary-health alarm events to the standby region's event bus".into(),
-                ),
-                policies: Some(Expr::json(json!([inline_policy(
-                    "forward-alarm-events",
-                    vec![allow(&["events:PutEvents"], vec![standby_bus.clone()])]
-                )]))),
-                managed_policy_arns: None,
-            },
-        );
-        targets.push(json!({ "Id": "standby-region", "Arn": standby_bus, "RoleArn": get_att("ForwardEventsRole", "Arn") }));
-    }
+/// The rule that hands the watching alarms' state changes (emitted here, or forwarded from us-east-1) to
+/// this region's function.
+fn trigger(config: &Config, s: &mut Stack) {
     s.template.add(
         "AlarmRule",
         events::Rule {
-            name: Some(format!("{}-primary-health", config.names().prefix()).into()),
-            description: Some("Primary-health alarm state changes start the DR automation".into()),
+            name: Some(format!("{}-dr-alarms", config.names().prefix()).into()),
+            description: Some(
+                "State changes of the alarms watching either region start the DR automation".into(),
+            ),
             event_pattern: Some(Expr::json(alarm_event_pattern(config))),
             state: Some("ENABLED".into()),
-            targets: Some(Expr::json(Value::Array(targets))),
+            targets: Some(Expr::json(json!([
+                { "Id": "dr-automation", "Arn": get_att("DrAutomationFunction", "Arn") }
+            ]))),
         },
     );
     s.template.add(
@@ -577,4 +556,103 @@ fn trigger(config: &Config, s: &mut Stack, role: Role) {
             source_account: None,
         },
     );
+}
+
+/// The cross-region probe: every minute this region's function probes the other region and publishes
+/// [`PROBE_METRIC`] here; the alarm on it lives here, so the other region's loss (its CloudWatch and
+/// EventBridge included) is still seen, and its state changes reach this region's function through
+/// [`trigger`].
+fn probe(config: &Config, s: &mut Stack, role: Role, topic: Expr) {
+    let names = config.names();
+    let here = config.region(role);
+    let watched = config.region(role.other());
+    s.template.add(
+        "ProbeSchedule",
+        events::Rule {
+            name: Some(format!("{}-probe-{watched}", names.prefix()).into()),
+            description: Some(format!("Probes {watched} from {here} every minute").into()),
+            event_pattern: None,
+            state: Some("ENABLED".into()),
+            targets: Some(Expr::json(json!([{
+                "Id": "dr-automation-probe",
+                "Arn": get_att("DrAutomationFunction", "Arn"),
+                "Input": probe_event(watched).to_string()
+            }]))),
+        },
+    );
+    if let Some(rule) = s.template.resources.get_mut("ProbeSchedule")
+        && let Some(properties) = rule.properties.as_object_mut()
+    {
+        properties.insert("ScheduleExpression".into(), json!(PROBE_SCHEDULE));
+    }
+    s.template.add(
+        "ProbeScheduleInvokePermission",
+        lambda::Permission {
+            action: "lambda:InvokeFunction".into(),
+            function_name: r("DrAutomationFunction"),
+            principal: "events.amazonaws.com".into(),
+            source_arn: Some(get_att("ProbeSchedule", "Arn")),
+            source_account: None,
+        },
+    );
+    let minutes = config.dr.alarm_min_seconds.div_ceil(60).max(1);
+    s.template.add(
+        "ProbeAlarm",
+        cloudwatch::Alarm {
+            alarm_name: Some(names.probe_alarm(watched, here).into()),
+            alarm_description: Some(
+                format!("{watched} answered unhealthy (or not at all) to every probe from {here} for {minutes} minute(s)")
+                    .into(),
+            ),
+            namespace: Some(PROBE_NAMESPACE.into()),
+            metric_name: Some(PROBE_METRIC.into()),
+            dimensions: Some(Expr::json(json!([
+                { "Name": PROBE_DIMENSION_ENVIRONMENT, "Value": names.prefix() },
+                { "Name": PROBE_DIMENSION_REGION, "Value": watched }
+            ]))),
+            statistic: Some("Maximum".into()),
+            period: Some(60.into()),
+            evaluation_periods: minutes.into(),
+            datapoints_to_alarm: Some(minutes.into()),
+            threshold: Some(1.0.into()),
+            comparison_operator: "LessThanThreshold".into(),
+            // No datapoint means the probe itself did not run (a problem here, not there): no alarm.
+            treat_missing_data: Some("missing".into()),
+            alarm_actions: Some(Expr::list([topic.clone()])),
+            ok_actions: Some(Expr::list([topic])),
+            ..Default::default()
+        },
+    );
+    s.output(
+        "ProbeAlarmName",
+        names.probe_alarm(watched, here).into(),
+        &format!("Alarm on the probe of {watched} from {here}"),
+    );
+}
+
+/// What the probe needs: invoking the storefront function of either region (the probe asks the other
+/// region's; readiness and verify ask both), and publishing its metric in this region.
+fn probe_statements(config: &Config) -> Vec<Value> {
+    let names = config.names();
+    let storefronts = Role::BOTH
+        .iter()
+        .map(|role| {
+            arn_in(
+                "lambda",
+                config.region(*role),
+                &format!("function:{}", names.storefront_function()),
+            )
+        })
+        .collect();
+    vec![
+        allow(&["lambda:InvokeFunction"], storefronts),
+        // PutMetricData has no resource-level permissions; the namespace condition is the narrowing AWS
+        // offers (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+        json!({
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": { "StringEquals": { "cloudwatch:namespace": PROBE_NAMESPACE } }
+        }),
+    ]
 }

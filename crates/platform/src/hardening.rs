@@ -99,14 +99,14 @@ pub fn database(config: &Config, s: &mut Stack, role: Role) {
 pub fn storage(config: &Config, s: &mut Stack, role: Role) {
     let names = config.names();
     let region = config.region(role).to_string();
-    let logs_name = names.s3_access_logs_bucket(&region);
+    let logs_name = names.s3_access_logs_bucket_pattern(&region);
     // S3 server access log delivery writes only to buckets with SSE-S3 default encryption, not SSE-KMS:
     // https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
     s.template
         .add(
             "S3AccessLogsBucket",
             s3::Bucket {
-                bucket_name: Some(logs_name.clone().into()),
+                bucket_name: Some(sub(logs_name.clone())),
                 versioning_configuration: Some(Expr::json(json!({ "Status": "Enabled" }))),
                 bucket_encryption: Some(Expr::json(json!({
                     "ServerSideEncryptionConfiguration": [{ "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }]
@@ -132,8 +132,8 @@ pub fn storage(config: &Config, s: &mut Stack, role: Role) {
     // With BucketOwnerEnforced the log delivery is granted by bucket policy, limited to the source buckets
     // of this environment in this account (same documentation page).
     let sources = vec![
-        bucket_arn(&names.assets_bucket(&region)),
-        bucket_arn(&names.reports_bucket(&region)),
+        bucket_arn(&names.assets_bucket_pattern(&region)),
+        bucket_arn(&names.reports_bucket_pattern(&region)),
     ];
     s.template.add(
         "S3AccessLogsBucketPolicy",
@@ -337,7 +337,7 @@ pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
     s.template.add(
         "FailedEventsAlarm",
         cloudwatch::Alarm {
-            alarm_name: Some(names.alarm(role, "dr-failed-events").into()),
+            alarm_name: Some(names.alarm(config.region(role), "dr-failed-events").into()),
             alarm_description: Some(
                 "An alarm event reached the DR automation and failed every attempt: read the message in the failed-events queue, then run the runbook by hand"
                     .into(),

@@ -11,12 +11,14 @@
 //! | `compute_stack.py`         | [`compute`]           | `compute-primary`, `compute-standby`          |
 //! | `monitoring_stack.py`      | [`monitoring`]        | `monitoring-primary`, `monitoring-standby`    |
 //! | `dr_automation_stack.py`   | [`dr_automation`]     | `dr-automation-primary`, `dr-automation-standby` |
+//! | (new: detection)           | [`detection`]         | `detection-route53` (always in us-east-1)      |
 //! | `tap_stack.py`             | [`platform`]          | wires them; writes the manifest               |
 
 pub mod audit;
 pub mod backup;
 pub mod compute;
 pub mod database;
+pub mod detection;
 pub mod dr_automation;
 pub mod hardening;
 pub mod monitoring;
@@ -45,6 +47,10 @@ pub const IAM_WILDCARD_EXCEPTIONS: &[(&str, &str)] = &[
     (
         "ec2:UnassignPrivateIpAddresses",
         "Lambda in a VPC: acts on service-created ENIs",
+    ),
+    (
+        "cloudwatch:PutMetricData",
+        "CloudWatch metrics have no resource-level permissions; the statement is narrowed to the probe's namespace",
     ),
     (
         "kms:*",

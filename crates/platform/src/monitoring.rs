@@ -1,10 +1,15 @@
 //! Monitoring, per region: a KMS-encrypted SNS topic with the configured e-mail subscriptions, alarms on
 //! everything a failover decision or a DR drill looks at, and a dashboard. The primary stack also holds the
-//! Route 53 health checks of both regions' load balancers and their alarms: Route 53 is global and
-//! publishes health-check metrics in us-east-1.
+//! Route 53 health checks that guard the failover records (Route 53 is global). The alarms that detect a
+//! region's loss are elsewhere: see [`crate::detection`].
+//!
+//! Alarms are named by the region they watch (`<project>-<env>-<region>-<what>`), and the ones that only
+//! have data in one role (replication into a secondary, replication out of the active bucket) exist in both
+//! regions, so they follow the roles after a switchover: the one in the region currently in the other role
+//! has no data and stays without data (or OK), harmlessly.
 
 use lifeboat_cfn::resources::{cloudwatch, route53, sns};
-use lifeboat_cfn::{Expr, get_att, r};
+use lifeboat_cfn::{Expr, r, sub};
 use lifeboat_config::{Config, Role};
 use serde_json::{Value, json};
 
@@ -67,7 +72,12 @@ fn dimensions(dims: &[(&'static str, Expr)]) -> Value {
 fn add_alarm(config: &Config, s: &mut Stack, spec: AlarmSpec) {
     let topic = vec![r("AlertTopic")];
     let mut alarm = cloudwatch::Alarm {
-        alarm_name: Some(config.names().alarm(s.role, spec.suffix).into()),
+        alarm_name: Some(
+            config
+                .names()
+                .alarm(config.region(s.role), spec.suffix)
+                .into(),
+        ),
         alarm_description: Some(spec.description.into()),
         evaluation_periods: spec.evaluation_periods.into(),
         datapoints_to_alarm: Some(spec.evaluation_periods.into()),
@@ -211,22 +221,10 @@ pub fn build(config: &Config, role: Role) -> Stack {
 }
 
 /// Region where Route 53 publishes health-check metrics.
-pub const ROUTE53_METRICS_REGION: &str = "us-east-1";
+pub use lifeboat_config::names::ROUTE53_METRICS_REGION;
 
-/// How the health alarms treat missing data. In us-east-1 a missing health-check datapoint means the check
-/// is not reporting, which counts as unhealthy. Elsewhere the metric never arrives (Route 53 publishes only in
-/// us-east-1): treating that as unhealthy would start a failover at once, so the alarm stays without data
-/// and the automation is not triggered by it (see docs/synth.md, "Limitations").
-pub fn health_missing_data(config: &Config) -> &'static str {
-    if config.regions.primary == ROUTE53_METRICS_REGION {
-        "breaching"
-    } else {
-        "missing"
-    }
-}
-
+/// The health checks that guard the failover records (the DR runbooks drive traffic with them).
 fn health_checks(config: &Config, s: &mut Stack) {
-    let names = config.names();
     let hc = &config.health_check;
     for role in Role::BOTH {
         let compute = stack_id(crate::compute::COMPONENT, role);
@@ -259,59 +257,7 @@ fn health_checks(config: &Config, s: &mut Stack) {
             r(&id),
             &format!("Route 53 health check of the {role} region's load balancer"),
         );
-
-        // The alarm fires only after the region has been unhealthy for `alarm_min_seconds` (anti-flapping).
-        let minutes = config.dr.alarm_min_seconds.div_ceil(60).max(1);
-        add_alarm(
-            config,
-            s,
-            AlarmSpec {
-                id: if role == Role::Primary {
-                    "PrimaryHealthAlarm"
-                } else {
-                    "StandbyHealthAlarm"
-                },
-                suffix: "health",
-                description: format!(
-                    "The {role} region's load balancer failed its Route 53 health check ({} {}) for {minutes} minute(s)",
-                    if https { "HTTPS" } else { "HTTP" },
-                    hc.path
-                ),
-                metric: Metric::Simple {
-                    namespace: "AWS/Route53",
-                    name: "HealthCheckStatus",
-                    dimensions: vec![("HealthCheckId", r(&id))],
-                    statistic: "Minimum",
-                },
-                period: 60,
-                evaluation_periods: minutes,
-                threshold: 1.0,
-                comparison: "LessThanThreshold",
-                treat_missing: health_missing_data(config),
-            },
-        );
-        // Alarm names for roles other than this stack's: fix the name to the checked region's role.
-        let alarm_id = if role == Role::Primary {
-            "PrimaryHealthAlarm"
-        } else {
-            "StandbyHealthAlarm"
-        };
-        if let Some(alarm) = s.template.resources.get_mut(alarm_id)
-            && let Some(props) = alarm.properties.as_object_mut()
-        {
-            props.insert("AlarmName".into(), json!(names.alarm(role, "health")));
-        }
     }
-    s.output(
-        "PrimaryHealthAlarmName",
-        names.primary_health_alarm().into(),
-        "Alarm whose state changes trigger the DR automation",
-    );
-    s.output(
-        "PrimaryHealthAlarmArn",
-        get_att("PrimaryHealthAlarm", "Arn"),
-        "ARN of the primary health alarm",
-    );
 }
 
 fn region_alarms(
@@ -499,69 +445,100 @@ fn region_alarms(
             treat_missing: "notBreaching",
         },
     ];
-    match role {
-        Role::Standby => specs.push(AlarmSpec {
+    specs.extend(role_following_alarms(
+        config,
+        &region,
+        &other_region,
+        cluster_dims(),
+    ));
+    for spec in specs {
+        add_alarm(config, s, spec);
+    }
+}
+
+/// Alarms on what only one role produces data for, in both regions so they follow the roles: Aurora
+/// replication lag into this region's cluster (data only while it is secondary), and asset replication out of
+/// this region's bucket (data only while objects are written here, i.e. while it is active).
+fn role_following_alarms(
+    config: &Config,
+    region: &str,
+    other_region: &str,
+    cluster_dims: Vec<(&'static str, Expr)>,
+) -> Vec<AlarmSpec> {
+    let names = config.names();
+    let rpo_ms = f64::from(config.dr.rpo_seconds) * 1000.0;
+    let s3_dims = || {
+        vec![
+            ("SourceBucket", sub(names.assets_bucket_pattern(region))),
+            (
+                "DestinationBucket",
+                sub(names.assets_bucket_pattern(other_region)),
+            ),
+            (
+                "RuleId",
+                crate::storage::replication_rule_id(other_region).into(),
+            ),
+        ]
+    };
+    vec![
+        AlarmSpec {
             id: "AuroraReplicationLagAlarm",
             suffix: "aurora-replication-lag",
             description: format!(
-                "Aurora global replication lag into {region} above the RPO ({} s)",
+                "Aurora global replication lag into {region} above the RPO ({} s); only a secondary cluster \
+                 reports this metric, so while {region} is primary this alarm has no data",
                 config.dr.rpo_seconds
             ),
             metric: Metric::Simple {
                 namespace: "AWS/RDS",
                 name: "AuroraGlobalDBReplicationLag",
-                dimensions: cluster_dims(),
+                dimensions: cluster_dims,
                 statistic: "Maximum",
             },
             period: 60,
             evaluation_periods: 3,
             threshold: rpo_ms,
             comparison: "GreaterThanThreshold",
+            // No data while this region is primary: that is no reason to alarm.
+            treat_missing: "missing",
+        },
+        AlarmSpec {
+            id: "S3ReplicationLatencyAlarm",
+            suffix: "s3-replication-latency",
+            description: format!(
+                "Asset replication from {region} to {other_region} slower than 15 minutes (the Replication Time Control target)"
+            ),
+            metric: Metric::Simple {
+                namespace: "AWS/S3",
+                name: "ReplicationLatency",
+                dimensions: s3_dims(),
+                statistic: "Maximum",
+            },
+            period: 300,
+            evaluation_periods: 1,
+            threshold: 900.0,
+            comparison: "GreaterThanThreshold",
             treat_missing: "notBreaching",
-        }),
-        Role::Primary => {
-            let s3_dims = || {
-                vec![
-                    ("SourceBucket", Expr::from(names.assets_bucket(&region))),
-                    (
-                        "DestinationBucket",
-                        names.assets_bucket(&other_region).into(),
-                    ),
-                    ("RuleId", crate::storage::REPLICATION_RULE_ID.into()),
-                ]
-            };
-            specs.push(AlarmSpec {
-                id: "S3ReplicationLatencyAlarm",
-                suffix: "s3-replication-latency",
-                description: format!("Asset replication to {other_region} slower than 15 minutes (the Replication Time Control target)"),
-                metric: Metric::Simple { namespace: "AWS/S3", name: "ReplicationLatency", dimensions: s3_dims(), statistic: "Maximum" },
-                period: 300,
-                evaluation_periods: 1,
-                threshold: 900.0,
-                comparison: "GreaterThanThreshold",
-                treat_missing: "notBreaching",
-            });
-            specs.push(AlarmSpec {
-                id: "S3ReplicationFailedAlarm",
-                suffix: "s3-replication-failed",
-                description: format!("Asset objects failed to replicate to {other_region}"),
-                metric: Metric::Simple {
-                    namespace: "AWS/S3",
-                    name: "OperationsFailedReplication",
-                    dimensions: s3_dims(),
-                    statistic: "Sum",
-                },
-                period: 300,
-                evaluation_periods: 1,
-                threshold: 0.0,
-                comparison: "GreaterThanThreshold",
-                treat_missing: "notBreaching",
-            });
-        }
-    }
-    for spec in specs {
-        add_alarm(config, s, spec);
-    }
+        },
+        AlarmSpec {
+            id: "S3ReplicationFailedAlarm",
+            suffix: "s3-replication-failed",
+            description: format!(
+                "Asset objects failed to replicate from {region} to {other_region}"
+            ),
+            metric: Metric::Simple {
+                namespace: "AWS/S3",
+                name: "OperationsFailedReplication",
+                dimensions: s3_dims(),
+                statistic: "Sum",
+            },
+            period: 300,
+            evaluation_periods: 1,
+            threshold: 0.0,
+            comparison: "GreaterThanThreshold",
+            treat_missing: "notBreaching",
+        },
+    ]
 }
 
 /// The dashboard: one row per concern, built as JSON with `Fn::Sub` placeholders for values known only at
@@ -629,16 +606,17 @@ fn dashboard_body(config: &Config, role: Role, region: &str) -> Expr {
             json!([["AWS/DynamoDB", "ReplicationLatency", "TableName", names.sessions_table(), "ReceivingRegion", other, { "stat": "Average" }]]),
         ),
     ];
+    // Bucket names carry `${AWS::AccountId}`, resolved by the body's Fn::Sub.
+    widgets.push(widget(
+        &format!("Asset replication to {other}: latency (s) and failures"),
+        12,
+        12,
+        json!([
+            ["AWS/S3", "ReplicationLatency", "SourceBucket", names.assets_bucket_pattern(region), "DestinationBucket", names.assets_bucket_pattern(other), "RuleId", crate::storage::replication_rule_id(other), { "stat": "Maximum" }],
+            [".", "OperationsFailedReplication", ".", ".", ".", ".", ".", ".", { "stat": "Sum" }]
+        ]),
+    ));
     if role == Role::Primary {
-        widgets.push(widget(
-            "Asset replication latency (s) and failures",
-            12,
-            12,
-            json!([
-                ["AWS/S3", "ReplicationLatency", "SourceBucket", names.assets_bucket(region), "DestinationBucket", names.assets_bucket(other), "RuleId", crate::storage::REPLICATION_RULE_ID, { "stat": "Maximum" }],
-                [".", "OperationsFailedReplication", ".", ".", ".", ".", ".", ".", { "stat": "Sum" }]
-            ]),
-        ));
         // Route 53 publishes health-check metrics in us-east-1 only.
         let mut health = widget(
             "Route 53 health checks (1 = healthy)",
@@ -653,6 +631,6 @@ fn dashboard_body(config: &Config, role: Role, region: &str) -> Expr {
         widgets.push(health);
     }
     let body = json!({ "widgets": widgets });
-    // Placeholders are resolved by Fn::Sub; a literal `${` never appears in the body otherwise.
+    // Placeholders are resolved by Fn::Sub: the parameters above and the account id in bucket names.
     Expr::Sub(body.to_string())
 }

@@ -65,7 +65,7 @@ impl Synthesis {
 /// Builds every stack of both regions from `config`.
 pub fn synthesize(config: &Config) -> Result<Synthesis, PlatformError> {
     config.validate()?;
-    use crate::{compute, database, dr_automation, monitoring, networking, storage};
+    use crate::{compute, database, detection, dr_automation, monitoring, networking, storage};
     // Deployment order. The traps it avoids: the replication destination bucket (standby storage) before the
     // primary bucket's replication rule; the global and primary clusters before the secondary cluster; both
     // load balancers before the health checks; the health checks before the failover records.
@@ -80,6 +80,8 @@ pub fn synthesize(config: &Config) -> Result<Synthesis, PlatformError> {
         compute::build(config, Role::Standby),
         monitoring::build(config, Role::Primary),
         monitoring::build(config, Role::Standby),
+        // In us-east-1 whatever the regions: Route 53 publishes its health-check metrics only there.
+        detection::build(config),
         dr_automation::build(config, Role::Primary),
         dr_automation::build(config, Role::Standby),
     ];

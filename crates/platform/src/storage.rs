@@ -1,18 +1,28 @@
-//! Storage: versioned, KMS-encrypted, private, TLS-only asset buckets in both regions with cross-region
-//! replication primary → standby (Replication Time Control and metrics, a least-privilege replication
-//! role), and the DynamoDB global table for storefront sessions (replica in the standby region, point-in-time
-//! recovery, TTL, KMS, on-demand).
+//! Storage: versioned, KMS-encrypted, private, TLS-only asset buckets in both regions with two-way
+//! cross-region replication (Replication Time Control, metrics, replica modification sync, a least-privilege
+//! replication role per direction), and the DynamoDB global table for storefront sessions (replica in the
+//! standby region, point-in-time recovery, TTL, KMS, on-demand).
 //!
-//! The standby stack is deployed first: replication needs its destination bucket (and its key) to exist.
+//! Two-way replication follows
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-for-metadata-changes.html>: a rule from
+//! each bucket to the other, both with replica modification sync. Objects written in the standby while it is
+//! active reach the primary's bucket, so they are there after a failback.
+//!
+//! S3 refuses a replication rule whose destination bucket does not exist yet, so the two rules cannot both be
+//! created in one pass: the standby stack is deployed first (it is the primary rule's destination) with its
+//! rule back to the primary switched off by the [`REPLICATE_TO_PRIMARY_PARAMETER`] parameter (default
+//! `false`); once the primary's bucket exists, the deploy sets it to `true` (see docs/synth.md).
+//!
+//! Bucket names carry the account id (bucket names are global across all AWS accounts).
 
 use lifeboat_cfn::resources::{dynamodb, iam, s3};
-use lifeboat_cfn::{Expr, get_att, join, r};
+use lifeboat_cfn::{Expr, Parameter, get_att, if_, join, no_value, r, sub};
 use lifeboat_config::{Config, Role};
 use serde_json::{Value, json};
 
 use crate::database::keep;
 use crate::util::{
-    Stack, allow, assume_role, block_public_access, bucket_arn, deny_insecure_transport,
+    Stack, allow, arn_in, assume_role, block_public_access, bucket_arn, deny_insecure_transport,
     inline_policy, kms_key, policy_document, stack_id, tag_list,
 };
 
@@ -21,10 +31,25 @@ pub const COMPONENT: &str = "storage";
 pub const SESSIONS_KEY: &str = "id";
 /// TTL attribute of the sessions table (epoch seconds).
 pub const SESSIONS_TTL_ATTRIBUTE: &str = "expires_at";
-/// Id of the replication rule (a dimension of the S3 replication metrics).
-pub const REPLICATION_RULE_ID: &str = "assets-to-standby";
 /// Noncurrent object versions are kept this long, then expire.
 pub const NONCURRENT_VERSION_DAYS: u32 = 30;
+/// Template parameter of the standby storage stack that switches its replication rule back to the primary's
+/// bucket on (`true`) or off (`false`, the default, for the first deployment, when that bucket does not exist
+/// yet). Not fed by the manifest: `lifeboat deploy` sets it once `storage-primary` exists.
+pub const REPLICATE_TO_PRIMARY_PARAMETER: &str = "ReplicateToPrimary";
+/// The condition the parameter drives.
+const REPLICATES_TO_PRIMARY: &str = "ReplicatesToPrimary";
+
+/// Id of the replication rule from a bucket to the one in `destination_region` (a dimension of the S3
+/// replication metrics).
+pub fn replication_rule_id(destination_region: &str) -> String {
+    format!("assets-to-{destination_region}")
+}
+
+/// The alias of the storage key (the same in both regions).
+fn storage_key_alias(config: &Config) -> String {
+    format!("alias/{}-storage", config.names().prefix())
+}
 
 pub fn build(config: &Config, role: Role) -> Stack {
     let names = config.names();
@@ -38,7 +63,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
     let key_arn = kms_key(
         &mut s,
         "StorageKey",
-        &format!("alias/{}-storage", names.prefix()),
+        &storage_key_alias(config),
         "Encrypts the asset bucket and the sessions table",
         &[],
     );
@@ -46,7 +71,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
         key.stateful(keep(config));
     }
 
-    let bucket_name = names.assets_bucket(&region);
+    let bucket_name = names.assets_bucket_pattern(&region);
     // The primary takes the standby bucket and key as replication destination and sessions replica key.
     let standby_key = (role == Role::Primary).then(|| {
         s.input(
@@ -55,14 +80,15 @@ pub fn build(config: &Config, role: Role) -> Stack {
             "StorageKeyArn",
         )
     });
-    let replication = standby_key
-        .clone()
-        .map(|key| replication(config, &mut s, &bucket_name, key));
+    let replication = match &standby_key {
+        Some(key) => replication_to_standby(config, &mut s, &bucket_name, key.clone()),
+        None => replication_to_primary(config, &mut s, &bucket_name),
+    };
     s.template
         .add(
             "AssetsBucket",
             s3::Bucket {
-                bucket_name: Some(bucket_name.clone().into()),
+                bucket_name: Some(sub(bucket_name.clone())),
                 versioning_configuration: Some(Expr::json(json!({ "Status": "Enabled" }))),
                 bucket_encryption: Some(Expr::json(json!({
                     "ServerSideEncryptionConfiguration": [{
@@ -80,7 +106,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
                         "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 }
                     }]
                 }))),
-                replication_configuration: replication,
+                replication_configuration: Some(replication),
             },
         )
         .stateful(keep(config));
@@ -112,15 +138,93 @@ pub fn build(config: &Config, role: Role) -> Stack {
     s
 }
 
-/// The replication rule of the primary bucket, and the role S3 assumes to replicate.
-fn replication(config: &Config, s: &mut Stack, source_bucket: &str, destination_key: Expr) -> Expr {
+/// The primary bucket's rule to the standby's bucket (an input from the standby stack, deployed first).
+fn replication_to_standby(
+    config: &Config,
+    s: &mut Stack,
+    source_bucket: &str,
+    destination_key: Expr,
+) -> Expr {
     let standby = stack_id(COMPONENT, Role::Standby);
     let destination_arn = s.input("StandbyAssetsBucketArn", &standby, "AssetsBucketArn");
+    let encrypt = with_condition(
+        allow(&["kms:Encrypt"], vec![destination_key.clone()]),
+        json!({ "StringLike": { "kms:ViaService": format!("s3.{}.amazonaws.com", config.regions.standby) } }),
+    );
+    replication(
+        config,
+        s,
+        Role::Primary,
+        source_bucket,
+        destination_arn,
+        destination_key,
+        encrypt,
+    )
+}
+
+/// The standby bucket's rule back to the primary's bucket, switched by [`REPLICATE_TO_PRIMARY_PARAMETER`].
+/// The primary's bucket and key come after this stack, so they are named rather than taken as inputs: the
+/// bucket by its derived name, the key by its alias (S3 accepts an alias ARN as the replica key,
+/// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_EncryptionConfiguration.html>), and the role's
+/// permission to encrypt by the `kms:ResourceAliases` condition, since IAM authorizes against the key ARN
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-resource-aliases>).
+fn replication_to_primary(config: &Config, s: &mut Stack, source_bucket: &str) -> Expr {
+    let names = config.names();
+    let primary = &config.regions.primary;
+    s.template.parameter(
+        REPLICATE_TO_PRIMARY_PARAMETER,
+        Parameter::string(
+            "Replicate the asset bucket back to the primary's (true once the primary's bucket exists; set by lifeboat deploy)",
+        )
+        .with_default("false")
+        .with_pattern("^(true|false)$"),
+    );
+    s.template.condition(
+        REPLICATES_TO_PRIMARY,
+        Expr::Equals(
+            Box::new(r(REPLICATE_TO_PRIMARY_PARAMETER)),
+            Box::new("true".into()),
+        ),
+    );
+    let destination_arn = bucket_arn(&names.assets_bucket_pattern(primary));
+    let destination_key = arn_in("kms", primary, &storage_key_alias(config));
+    let encrypt = with_condition(
+        allow(&["kms:Encrypt"], vec![arn_in("kms", primary, "key/*")]),
+        json!({
+            "StringLike": { "kms:ViaService": format!("s3.{primary}.amazonaws.com") },
+            "ForAnyValue:StringEquals": { "kms:ResourceAliases": storage_key_alias(config) }
+        }),
+    );
+    let rules = replication(
+        config,
+        s,
+        Role::Standby,
+        source_bucket,
+        destination_arn,
+        destination_key,
+        encrypt,
+    );
+    if let Some(role) = s.template.resources.get_mut("ReplicationRole") {
+        role.condition(REPLICATES_TO_PRIMARY);
+    }
+    if_(REPLICATES_TO_PRIMARY, rules, no_value())
+}
+
+/// The replication rule from this stack's bucket to the other region's, and the role S3 assumes for it.
+fn replication(
+    config: &Config,
+    s: &mut Stack,
+    source_role: Role,
+    source_bucket: &str,
+    destination_arn: Expr,
+    destination_key: Expr,
+    encrypt_statement: Value,
+) -> Expr {
+    let source_region = config.region(source_role);
+    let destination_region = config.region(source_role.other());
     let source_arn = bucket_arn(source_bucket);
     let source_objects = join("", vec![source_arn.clone(), "/*".into()]);
     let destination_objects = join("", vec![destination_arn.clone(), "/*".into()]);
-    let primary_region = &config.regions.primary;
-    let standby_region = &config.regions.standby;
     let statements = vec![
         allow(
             &["s3:GetReplicationConfiguration", "s3:ListBucket"],
@@ -144,18 +248,17 @@ fn replication(config: &Config, s: &mut Stack, source_bucket: &str, destination_
         ),
         with_condition(
             allow(&["kms:Decrypt"], vec![get_att("StorageKey", "Arn")]),
-            json!({ "StringLike": { "kms:ViaService": format!("s3.{primary_region}.amazonaws.com") } }),
+            json!({ "StringLike": { "kms:ViaService": format!("s3.{source_region}.amazonaws.com") } }),
         ),
-        with_condition(
-            allow(&["kms:Encrypt"], vec![destination_key.clone()]),
-            json!({ "StringLike": { "kms:ViaService": format!("s3.{standby_region}.amazonaws.com") } }),
-        ),
+        encrypt_statement,
     ];
     s.template.add(
         "ReplicationRole",
         iam::Role {
             assume_role_policy_document: assume_role("s3.amazonaws.com"),
-            description: Some("S3 replication of the asset bucket to the standby region".into()),
+            description: Some(
+                format!("S3 replication of the asset bucket to {destination_region}").into(),
+            ),
             policies: Some(Expr::json(json!([inline_policy(
                 "replicate-assets",
                 statements
@@ -166,12 +269,16 @@ fn replication(config: &Config, s: &mut Stack, source_bucket: &str, destination_
     Expr::json(json!({
         "Role": get_att("ReplicationRole", "Arn"),
         "Rules": [{
-            "Id": REPLICATION_RULE_ID,
+            "Id": replication_rule_id(destination_region),
             "Status": "Enabled",
             "Priority": 1,
             "Filter": { "Prefix": "" },
             "DeleteMarkerReplication": { "Status": "Enabled" },
-            "SourceSelectionCriteria": { "SseKmsEncryptedObjects": { "Status": "Enabled" } },
+            "SourceSelectionCriteria": {
+                "SseKmsEncryptedObjects": { "Status": "Enabled" },
+                // Metadata changes made to replicas (tags, ACLs) flow back: the two-way setup of the S3 guide.
+                "ReplicaModifications": { "Status": "Enabled" }
+            },
             "Destination": {
                 "Bucket": destination_arn,
                 "EncryptionConfiguration": { "ReplicaKmsKeyID": destination_key },

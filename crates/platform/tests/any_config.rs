@@ -5,8 +5,9 @@ use proptest::prelude::*;
 
 fn config_strategy() -> impl Strategy<Value = Config> {
     (
-        "[a-z][a-z0-9]{0,19}",
-        "[a-z][a-z0-9]{0,9}",
+        // Together at most 25 characters: bucket names also carry the region and the account id.
+        "[a-z][a-z0-9]{0,15}",
+        "[a-z][a-z0-9]{0,8}",
         0..AWS_REGIONS.len(),
         1..AWS_REGIONS.len(),
         prop_oneof![Just(2u8), Just(3u8)],
@@ -62,15 +63,17 @@ proptest! {
         prop_assert!(config.validate().is_ok(), "{:?}", config.validate());
         let synthesis = lifeboat_platform::synthesize(&config).unwrap();
         let files = synthesis.render().unwrap();
-        prop_assert_eq!(files.len(), 13);
+        prop_assert_eq!(files.len(), 14);
         for (entry, template) in &synthesis.stacks {
             prop_assert!(entry.name.len() <= 128);
             let v = template.to_json();
             for resource in v["Resources"].as_object().unwrap().values() {
                 let p = &resource["Properties"];
-                if let Some(name) = p["BucketName"].as_str() {
+                if let Some(pattern) = p["BucketName"]["Fn::Sub"].as_str() {
+                    let name = pattern.replace("${AWS::AccountId}", "123456789012");
                     prop_assert!(name.len() <= 63, "bucket name {}", name);
                 }
+                prop_assert!(p["BucketName"].as_str().is_none(), "a bucket name without the account id");
                 if resource["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer" || resource["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup" {
                     let name = p["Name"].as_str().unwrap();
                     prop_assert!(name.len() <= 32 && !name.ends_with('-'), "load balancer name {}", name);

@@ -156,7 +156,7 @@ fn asset_buckets_write_access_logs_into_the_regions_logs_bucket() {
             let logs = &t["Resources"]["S3AccessLogsBucket"]["Properties"];
             assert_eq!(
                 logs["BucketName"],
-                c.names().s3_access_logs_bucket(region).as_str()
+                json!({ "Fn::Sub": c.names().s3_access_logs_bucket_pattern(region) })
             );
             // Log delivery cannot write to an SSE-KMS bucket.
             assert_eq!(
@@ -174,7 +174,7 @@ fn asset_buckets_write_access_logs_into_the_regions_logs_bucket() {
                 .expect("log delivery is granted");
             let sources = delivery["Condition"]["ArnLike"]["aws:SourceArn"].to_string();
             assert!(
-                sources.contains(&c.names().assets_bucket(region)),
+                sources.contains(&c.names().assets_bucket_pattern(region)),
                 "{sources}"
             );
             assert_eq!(
@@ -314,7 +314,10 @@ fn the_reports_bucket_is_locked_in_governance_mode_writable_only_by_the_dr_role_
             let r = &t["Resources"];
             let bucket = &r["ReportsBucket"];
             let p = &bucket["Properties"];
-            assert_eq!(p["BucketName"], c.names().reports_bucket(region).as_str());
+            assert_eq!(
+                p["BucketName"],
+                json!({ "Fn::Sub": c.names().reports_bucket_pattern(region) })
+            );
             assert_eq!(bucket["DeletionPolicy"], "Retain");
             assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
             assert_eq!(p["ObjectLockEnabled"], true);

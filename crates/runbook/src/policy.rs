@@ -6,9 +6,15 @@
 //! set), [`Decision::Wait`] (the alarm is real but young: look again later), [`Decision::NotifyOnly`]
 //! (something is wrong but automation must not act: tell an operator) or [`Decision::Ignore`].
 //!
-//! Automation acts only when all hold: the event is an ALARM of one of the primary-health alarms of the
-//! active region, it has been in ALARM at least `dr.alarm_min_seconds`, the standby is ready to take over,
-//! and no run started within `dr.cooldown_seconds` (anti-flapping).
+//! Automation acts only when all hold: the event is an ALARM of one of the alarms that watch the region
+//! active at the time, it has been in ALARM at least `dr.alarm_min_seconds`, the standby is ready to take
+//! over, and no run started within `dr.cooldown_seconds` (anti-flapping).
+//!
+//! Which region is active changes at every switchover, and so do the alarms that matter: the caller passes
+//! the alarms watching the active region (`Names::alarms_watching(active)` in lifeboat-config), and the
+//! alarms of the other region are ignored. Where an alarm lives says nothing about the region it watches
+//! (Route 53 health alarms live in us-east-1, a probe alarm in the region that probes), so the event's
+//! region is not compared with the active region; it only says where to look for the alarm's current state.
 
 use std::time::Duration;
 
@@ -88,7 +94,9 @@ pub fn parse_alarm_timestamp(text: &str) -> Result<time::OffsetDateTime, String>
 #[derive(Debug, Clone)]
 pub struct PolicyInput<'a> {
     pub settings: &'a DrSettings,
-    /// Names of the alarms that mean "the active region is unhealthy" (from the environment's names).
+    /// Names of the alarms that mean "the active region is unhealthy", wherever they live: the alarms
+    /// watching the active region (`Names::alarms_watching(active_region)`), not those of the original
+    /// primary, so automation follows the roles after a switchover.
     pub primary_health_alarms: &'a [String],
     /// The region currently active (the active-region parameter).
     pub active_region: &'a str,
@@ -140,13 +148,8 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
     let alarm = &event.detail.alarm_name;
     if !input.primary_health_alarms.iter().any(|a| a == alarm) {
         return ignore(format!(
-            "alarm {alarm} is not one of the primary-health alarms"
-        ));
-    }
-    if event.region != input.active_region {
-        return ignore(format!(
-            "alarm {alarm} is in {}, not in the active region {}",
-            event.region, input.active_region
+            "alarm {alarm} is not one of the alarms watching the active region {}",
+            input.active_region
         ));
     }
     if event.detail.state.value != "ALARM" {
@@ -169,14 +172,20 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
             ),
         };
     };
-    // When the active region can still be observed and the alarm is no longer firing there, it recovered.
-    if let Some(active) = input.readiness.region(input.active_region)
-        && active.reachable
-        && !active.alarms_firing.iter().any(|a| a == alarm)
+    // When the region the alarm lives in can still be observed and the alarm is not firing anywhere, it
+    // recovered. (A region not observed, such as us-east-1 when it is not one of the pair, or one that is
+    // unreachable, proves nothing: the event stands.)
+    if let Some(home) = input.readiness.region(&event.region)
+        && home.reachable
+        && !input
+            .readiness
+            .regions
+            .iter()
+            .any(|r| r.alarms_firing.iter().any(|a| a == alarm))
     {
         return ignore(format!(
             "alarm {alarm} is no longer firing in {}",
-            input.active_region
+            event.region
         ));
     }
     let in_alarm = Duration::try_from(input.now - since).unwrap_or(Duration::ZERO);
@@ -204,10 +213,12 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
             };
         }
     }
-    // Only the standby's side matters here: the active region is the one in trouble.
+    // Only the standby's side matters here: the active region is the one in trouble. The alarms about the
+    // active region say nothing against the standby, even when they live there (the probe alarm does).
+    let about_active = without_alarms(input.readiness, input.primary_health_alarms);
     let standby_verdict = assess(
         RunKind::Failover,
-        input.readiness,
+        &about_active,
         input.active_region,
         standby,
         settings,
@@ -232,6 +243,15 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
             input.active_region
         ),
     }
+}
+
+/// `readiness` with `alarms` removed from every region's firing alarms.
+fn without_alarms(readiness: &Readiness, alarms: &[String]) -> Readiness {
+    let mut filtered = readiness.clone();
+    for region in &mut filtered.regions {
+        region.alarms_firing.retain(|a| !alarms.contains(a));
+    }
+    filtered
 }
 
 /// What carrying out an [`Decision::Act`] did.

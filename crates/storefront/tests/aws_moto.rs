@@ -811,7 +811,7 @@ async fn the_write_gate_follows_the_control_parameters_in_ssm() {
 #[tokio::test]
 async fn product_images_are_presigned_urls_of_the_assets_bucket() {
     let config = test_config();
-    let bucket = config.names().assets_bucket(REGION);
+    let bucket = config.names().assets_bucket_in(REGION, "123456789012");
     let aws = Aws::new().await;
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let picture =
@@ -912,7 +912,10 @@ async fn the_platform_environment_alone_configures_an_instance_on_aws() {
     use lifeboat_platform::compute::env;
     let config = test_config();
     let names = config.names();
-    let (table, bucket) = (names.sessions_table(), names.assets_bucket(REGION));
+    let (table, bucket) = (
+        names.sessions_table(),
+        names.assets_bucket_in(REGION, "123456789012"),
+    );
     let aws = Aws::new().await;
     aws.create_sessions_table(&table).await;
     aws.put_param(&names.ssm_fence(), "lowered").await;

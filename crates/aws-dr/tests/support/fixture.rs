@@ -146,7 +146,8 @@ impl Fixture {
         config.project.name = unique("t");
         config.project.environment = "it".into();
         config.dns.domain = format!("{}.example.com", config.project.name);
-        let mut topology = Topology::from_config(&config);
+        // moto's account.
+        let mut topology = Topology::from_config(&config).in_account("123456789012");
         topology.bounds.poll_interval = Duration::from_millis(50);
         topology.bounds.promote_timeout = Duration::from_secs(10);
         topology.bounds.write_lease = Duration::from_millis(200);

@@ -687,15 +687,14 @@ fn changes(
                 .collect()
         })
         .unwrap_or_default();
+    // A changed parameter value modifies the resources that refer to one (CloudFormation re-resolves them).
     let params_changed = old.is_some_and(|s| s.params != *params);
     for (id, def) in new {
         let ty = def["Type"].as_str().unwrap_or_default().to_string();
         match old_defs.get(id) {
             None => out.push((id.clone(), ty, "Add".into())),
-            Some(d) if d != def || params_changed && def.to_string().contains("\"Ref\"") => {
-                if d != def {
-                    out.push((id.clone(), ty, "Modify".into()))
-                }
+            Some(d) if d != def || (params_changed && def.to_string().contains("\"Ref\"")) => {
+                out.push((id.clone(), ty, "Modify".into()))
             }
             _ => {}
         }

@@ -107,21 +107,20 @@ pub async fn backend_for(
             // The journal and lock live in the standby region's replica of the journal table: the region a
             // failover runs from keeps them when the primary is gone.
             let coordination_region = config.regions.standby.clone();
-            let env = match &ctx.overrides.aws_clients {
-                Some(clients) => lifeboat_aws_dr::AwsEnvironment::from_clients(
-                    clients.clone(),
-                    topology,
-                    &coordination_region,
-                ),
-                None => {
-                    lifeboat_aws_dr::AwsEnvironment::connect(
-                        &connection,
-                        topology,
-                        &coordination_region,
-                    )
-                    .await
-                }
+            let clients = match &ctx.overrides.aws_clients {
+                Some(clients) => clients.clone(),
+                None => lifeboat_aws_dr::Clients::connect(&connection, &topology.regions()).await,
             };
+            // Bucket names carry the account id, which only the credentials in use can tell.
+            let account = clients.account_id().await.map_err(|e| {
+                CliError::unavailable(format!("finding the AWS account: {}", e.message))
+            })?;
+            let topology = topology.in_account(&account);
+            let env = lifeboat_aws_dr::AwsEnvironment::from_clients(
+                clients,
+                topology,
+                &coordination_region,
+            );
             Ok(DrTarget {
                 target,
                 backend: env.backend,

@@ -229,10 +229,13 @@ impl ControlState {
     }
 
     async fn seed_after(&self) -> Result<(), CliError> {
-        let seeded =
-            lifeboat_aws_dr::control_state::seed(&self.clients, &self.topology, self.before.as_ref())
-                .await
-                .map_err(control_error)?;
+        let seeded = lifeboat_aws_dr::control_state::seed(
+            &self.clients,
+            &self.topology,
+            self.before.as_ref(),
+        )
+        .await
+        .map_err(control_error)?;
         for s in seeded.iter().filter(|s| !s.created.is_empty()) {
             eprintln!(
                 "DR control state created in {}: {}",

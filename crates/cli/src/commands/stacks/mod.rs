@@ -52,36 +52,6 @@ impl StackArgs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_emulator_endpoint;
-
-    #[test]
-    fn aws_endpoints_are_not_emulators_and_everything_else_is() {
-        for aws in [
-            "https://cloudformation.us-east-1.amazonaws.com",
-            "https://cloudformation-fips.us-east-1.amazonaws.com/",
-            "https://vpce-0abc-123.cloudformation.us-east-1.vpce.amazonaws.com",
-            "https://cloudformation.cn-north-1.amazonaws.com.cn",
-            "https://cloudformation.us-east-1.api.aws",
-            "https://CLOUDFORMATION.US-EAST-1.AMAZONAWS.COM.",
-        ] {
-            assert!(!is_emulator_endpoint(Some(aws)), "{aws}");
-        }
-        assert!(!is_emulator_endpoint(None));
-        for local in [
-            "http://127.0.0.1:5000",
-            "http://localhost:4566",
-            "http://[::1]:5000/",
-            "http://moto:5000",
-            "https://localhost.localstack.cloud:4566",
-            "http://amazonaws.com.evil.test:80",
-        ] {
-            assert!(is_emulator_endpoint(Some(local)), "{local}");
-        }
-    }
-}
-
 pub fn engine_error(e: EngineError) -> CliError {
     CliError::new(e.exit_code(), e.to_string())
 }
@@ -250,4 +220,34 @@ pub fn target_line(synth: &SynthOutput, ctx: &Context) -> String {
         m.standby_region,
         ctx.endpoint_url.as_deref().unwrap_or("AWS")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_emulator_endpoint;
+
+    #[test]
+    fn aws_endpoints_are_not_emulators_and_everything_else_is() {
+        for aws in [
+            "https://cloudformation.us-east-1.amazonaws.com",
+            "https://cloudformation-fips.us-east-1.amazonaws.com/",
+            "https://vpce-0abc-123.cloudformation.us-east-1.vpce.amazonaws.com",
+            "https://cloudformation.cn-north-1.amazonaws.com.cn",
+            "https://cloudformation.us-east-1.api.aws",
+            "https://CLOUDFORMATION.US-EAST-1.AMAZONAWS.COM.",
+        ] {
+            assert!(!is_emulator_endpoint(Some(aws)), "{aws}");
+        }
+        assert!(!is_emulator_endpoint(None));
+        for local in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566",
+            "http://[::1]:5000/",
+            "http://moto:5000",
+            "https://localhost.localstack.cloud:4566",
+            "http://amazonaws.com.evil.test:80",
+        ] {
+            assert!(is_emulator_endpoint(Some(local)), "{local}");
+        }
+    }
 }
