@@ -94,7 +94,7 @@ pub fn reports_bucket(config: &Config, s: &mut Stack, role: Role) {
                 replication_configuration: None,
             },
         )
-        .stateful(lifeboat_cfn::DeletionPolicy::Retain);
+        .stateful(lifeboat_cfn::DeletionPolicy::RetainExceptOnCreate);
     set_properties(
         s,
         REPORTS_BUCKET,

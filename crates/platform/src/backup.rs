@@ -62,7 +62,7 @@ pub fn backups(config: &Config, s: &mut Stack, role: Role) {
                 }))),
             },
         )
-        .stateful(lifeboat_cfn::DeletionPolicy::Retain);
+        .stateful(lifeboat_cfn::DeletionPolicy::RetainExceptOnCreate);
     s.output(
         "BackupVaultName",
         r(VAULT),

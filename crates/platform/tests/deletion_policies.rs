@@ -11,7 +11,9 @@ use serde_json::Value;
 
 fn templates(environment: &str) -> Vec<(String, Value)> {
     let config = Config::from_toml_str(
-        &format!("[project]\nenvironment = \"{environment}\"\n"),
+        &format!(
+            "[project]\nenvironment = \"{environment}\"\n[certificates]\nallow_insecure_http = true\n"
+        ),
         "test.toml",
     )
     .unwrap();

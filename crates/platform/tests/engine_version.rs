@@ -34,8 +34,8 @@ fn the_default_is_on_the_3_10_lts_line_without_automatic_minor_upgrades() {
     let default = instances_auto_upgrade(&Config::default().database.engine_version);
     assert_eq!(
         default.len(),
-        3,
-        "writer + reader in the primary, one in the standby"
+        4,
+        "writer + reader in each region (the standby is sized like the primary)"
     );
     assert!(default.iter().all(|v| v == false), "{default:?}");
     let lts_304 = instances_auto_upgrade("8.0.mysql_aurora.3.04.4");

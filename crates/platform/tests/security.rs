@@ -318,7 +318,7 @@ fn the_reports_bucket_is_locked_in_governance_mode_writable_only_by_the_dr_role_
                 p["BucketName"],
                 json!({ "Fn::Sub": c.names().reports_bucket_pattern(region) })
             );
-            assert_eq!(bucket["DeletionPolicy"], "Retain");
+            assert_eq!(bucket["DeletionPolicy"], "RetainExceptOnCreate");
             assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
             assert_eq!(p["ObjectLockEnabled"], true);
             let retention = &p["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
