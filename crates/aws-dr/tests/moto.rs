@@ -484,7 +484,7 @@ fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde
 async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm() {
     let f = Fixture::create().await;
     let env = f.environment();
-    let alarm = format!("{}-primary-health", f.topology.prefix);
+    let alarm = f.config.names().health_alarm(PRIMARY);
     let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
 
     let ok = lifeboat_aws_dr::lambda::handle(

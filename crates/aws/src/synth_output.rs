@@ -19,6 +19,37 @@ pub struct SynthOutput {
 }
 
 impl SynthOutput {
+    /// The templates as a local emulator can take them: moto 5.2.5 fails ExecuteChangeSet with an internal
+    /// error (KeyError 'TagKey') for an `AWS::KMS::Key` with `Tags`, because it hands CloudFormation's
+    /// `Key`/`Value` tags to KMS's tagger, which expects `TagKey`/`TagValue` (moto/kms/models.py,
+    /// `create_from_cloudformation_json`). Only those tags are dropped; AWS gets every template byte for byte.
+    pub fn for_emulator(mut self) -> Self {
+        for body in self.templates.values_mut() {
+            let Ok(mut template) = serde_json::from_str::<serde_json::Value>(body) else {
+                continue;
+            };
+            let mut changed = false;
+            if let Some(resources) = template
+                .get_mut("Resources")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                for resource in resources.values_mut() {
+                    if resource["Type"] == "AWS::KMS::Key"
+                        && let Some(properties) = resource
+                            .get_mut("Properties")
+                            .and_then(serde_json::Value::as_object_mut)
+                    {
+                        changed |= properties.remove("Tags").is_some();
+                    }
+                }
+            }
+            if changed && let Ok(text) = serde_json::to_string_pretty(&template) {
+                *body = text;
+            }
+        }
+        self
+    }
+
     /// Reads `dir/manifest.json` and the templates it lists, and validates the stack graph.
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
         let manifest_path = dir.join("manifest.json");

@@ -93,6 +93,7 @@ impl Env {
 fn config(environment: &str, primary_max_acu: f64) -> String {
     format!(
         "[project]\nenvironment = \"{environment}\"\n[dns]\ndomain = \"shop.lifeboat-tests.net\"\n\
+         [certificates]\nallow_insecure_http = true\n\
          [database.capacity.primary]\nmin = 0.5\nmax = {primary_max_acu:.1}\n"
     )
 }

@@ -855,6 +855,7 @@ mod tests {
     fn names_too_long_for_a_bucket_with_region_and_account_are_rejected() {
         let err = parse(
             "[project]\nname = \"abcdefghijklmnopqrst\"\nenvironment = \"abcdefghij\"\n\
+             [certificates]\nallow_insecure_http = true\n\
              [regions]\nprimary = \"ap-southeast-1\"\nstandby = \"ap-southeast-2\"\n",
         )
         .unwrap_err();

@@ -224,7 +224,7 @@ impl<'a> Names<'a> {
 
     /// [`Self::reports_bucket_in`] with `${AWS::AccountId}` for the account, for `Fn::Sub`.
     pub fn reports_bucket_pattern(&self, region: &str) -> String {
-        format!("{}-dr-reports-{region}-{ACCOUNT_ID}", self.prefix())
+        format!("{}-reports-{region}-{ACCOUNT_ID}", self.prefix())
     }
 
     /// SQS queue receiving the DR automation's asynchronous invocations that failed every attempt.

@@ -145,6 +145,8 @@ impl Fixture {
         let mut config = lifeboat_config::Config::default();
         config.project.name = unique("t");
         config.project.environment = "it".into();
+        // No certificates in the emulator; outside `dev` plain HTTP must be allowed explicitly.
+        config.certificates.allow_insecure_http = true;
         config.dns.domain = format!("{}.example.com", config.project.name);
         // moto's account.
         let mut topology = Topology::from_config(&config).in_account("123456789012");
@@ -375,17 +377,13 @@ impl Fixture {
         let mut sqs_clients = BTreeMap::new();
         for region in [PRIMARY, STANDBY] {
             let c = &plain[region];
-            c.cloudwatch
+            // Route 53 publishes health-check metrics in us-east-1 only, so both regions' health alarms
+            // live there (as the platform's detection stack places them).
+            let detection = &plain[lifeboat_config::names::ROUTE53_METRICS_REGION];
+            detection
+                .cloudwatch
                 .put_metric_alarm()
-                .alarm_name(format!(
-                    "{}-{}-health",
-                    topology.prefix,
-                    if region == PRIMARY {
-                        "primary"
-                    } else {
-                        "standby"
-                    }
-                ))
+                .alarm_name(config.names().health_alarm(region))
                 .namespace("AWS/Route53")
                 .metric_name("HealthCheckStatus")
                 .statistic(aws_sdk_cloudwatch::types::Statistic::Minimum)
@@ -399,17 +397,10 @@ impl Fixture {
                 .await
                 .unwrap();
             // The emulator judges a new alarm without data as firing; the fixture starts healthy.
-            c.cloudwatch
+            detection
+                .cloudwatch
                 .set_alarm_state()
-                .alarm_name(format!(
-                    "{}-{}-health",
-                    topology.prefix,
-                    if region == PRIMARY {
-                        "primary"
-                    } else {
-                        "standby"
-                    }
-                ))
+                .alarm_name(config.names().health_alarm(region))
                 .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
                 .state_reason("fixture starts healthy")
                 .send()

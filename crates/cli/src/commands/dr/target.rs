@@ -111,11 +111,16 @@ pub async fn backend_for(
                 Some(clients) => clients.clone(),
                 None => lifeboat_aws_dr::Clients::connect(&connection, &topology.regions()).await,
             };
-            // Bucket names carry the account id, which only the credentials in use can tell.
-            let account = clients.account_id().await.map_err(|e| {
-                CliError::unavailable(format!("finding the AWS account: {}", e.message))
-            })?;
-            let topology = topology.in_account(&account);
+            // Bucket names carry the account id, which only the credentials in use can tell. Unknown, the
+            // names keep their placeholder and the checks that need them say so; the command still runs
+            // as far as the endpoints answer (and names the first that does not).
+            let topology = match clients.account_id().await {
+                Ok(account) => topology.in_account(&account),
+                Err(e) => {
+                    eprintln!("warning: the AWS account is unknown: {}", e.message);
+                    topology
+                }
+            };
             let env = lifeboat_aws_dr::AwsEnvironment::from_clients(
                 clients,
                 topology,

@@ -139,10 +139,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         // The storefront and the runbooks read the DR control state from the first request on, and no
         // stack owns it: it is created here, once, where it is missing, and put back after the stacks
         // changed (an update of a stack from before this rule deletes the parameters it owned).
-        let control = if selection
-            .ordered
-            .iter()
-            .any(|id| id.starts_with("compute-") || id.starts_with("dr-automation-"))
+        // A program embedding the command line with CloudFormation clients of its own but no DR clients
+        // (the deploy engine's tests against a CloudFormation model) has no parameter store to seed.
+        let embedded_without_dr_clients =
+            ctx.stack_clients.is_some() && ctx.overrides.aws_clients.is_none();
+        let control = if !embedded_without_dr_clients
+            && selection
+                .ordered
+                .iter()
+                .any(|id| id.starts_with("compute-") || id.starts_with("dr-automation-"))
         {
             Some(ControlState::seed_before(ctx).await?)
         } else {

@@ -72,7 +72,7 @@ pub fn load_synth(
 ) -> Result<(SynthOutput, Option<TempDir>), CliError> {
     if let Some(dir) = out {
         let synth = SynthOutput::load(dir).map_err(engine_error)?;
-        return Ok((synth, None));
+        return Ok((for_endpoint(synth, ctx), None));
     }
     let config = ctx.config()?;
     let synthesis = lifeboat_platform::synthesize(&config).map_err(|e| {
@@ -105,7 +105,16 @@ pub fn load_synth(
         })?;
     }
     let synth = SynthOutput::load(&dir.0).map_err(engine_error)?;
-    Ok((synth, Some(dir)))
+    Ok((for_endpoint(synth, ctx), Some(dir)))
+}
+
+/// The synthesized stacks as the endpoint in use can take them (see [`SynthOutput::for_emulator`]).
+fn for_endpoint(synth: SynthOutput, ctx: &Context) -> SynthOutput {
+    if is_emulator_endpoint(ctx.endpoint_url.as_deref()) {
+        synth.for_emulator()
+    } else {
+        synth
+    }
 }
 
 /// A directory removed when dropped.
