@@ -1,7 +1,8 @@
 //! The control state a storefront instance reads to decide whether it may accept writes.
 //!
-//! On AWS it comes from SSM Parameter Store; in the local runtime from the control server's
-//! `GET /v1/control?region=<region>` (which also renews that region's lease). Both produce this shape.
+//! On AWS it comes from the control items of the DR journal table (a DynamoDB global table, see
+//! [`item`]); in the local runtime from the control server's `GET /v1/control?region=<region>` (which also
+//! renews that region's lease). Both produce this shape.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +28,62 @@ impl ControlState {
     }
 }
 
+/// The control items in the DR journal table: one per region, written by the runbooks (through any
+/// replica that answers), read by every storefront from its own region's replica and the other region's.
+///
+/// | `pk` | `sk` | attributes |
+/// |---|---|---|
+/// | [`item::PARTITION`] | `<region>` | [`item::ACTIVE_REGION`] (S), [`item::EPOCH`] (N), [`item::FENCE`] (S `raised`/`lowered`), [`item::UPDATED_AT`] (S, RFC 3339) |
+///
+/// Both items share one partition key, so one Query reads them; at one read per storefront environment
+/// per lease that is 0.5 read units (eventually consistent, under 4 KB), see docs/aws-dr.md.
+pub mod item {
+    pub const PARTITION_KEY: &str = "pk";
+    pub const SORT_KEY: &str = "sk";
+    pub const PARTITION: &str = "control";
+    pub const ACTIVE_REGION: &str = "active_region";
+    pub const EPOCH: &str = "epoch";
+    pub const FENCE: &str = "fence";
+    pub const UPDATED_AT: &str = "updated_at";
+}
+
+/// The state a reader acts on, from control states published for either region and read from any replica:
+/// the one with the newest epoch. At equal epochs a raised fence wins (a run is between raising and lowering
+/// it). A region whose own item still says "active" after the other region moved on to a newer epoch is
+/// therefore passive from the moment the newer item is seen: the runbook that could not reach it still
+/// fences it.
+pub fn newest<'a>(states: impl IntoIterator<Item = &'a ControlState>) -> Option<ControlState> {
+    states
+        .into_iter()
+        .max_by_key(|s| (s.epoch, s.fence_raised))
+        .cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(active: &str, epoch: u64, fence_raised: bool) -> ControlState {
+        ControlState {
+            active_region: active.into(),
+            epoch,
+            fence_raised,
+            lease_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn the_newest_epoch_wins_and_a_raised_fence_wins_a_tie() {
+        let own = state("us-east-1", 4, false);
+        let moved_on = state("us-west-2", 5, false);
+        assert_eq!(newest([&own, &moved_on]), Some(moved_on.clone()));
+        assert_eq!(newest([&moved_on, &own]), Some(moved_on));
+        let fencing = state("us-east-1", 5, true);
+        let lowered = state("us-east-1", 5, false);
+        assert!(newest([&lowered, &fencing]).unwrap().fence_raised);
+        assert!(newest([&fencing, &lowered]).unwrap().fence_raised);
+        assert_eq!(newest([]), None);
+    }
 
     #[test]
     fn only_the_active_region_writes_and_only_without_fence() {

@@ -36,6 +36,10 @@ pub mod env {
     pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
     pub const ASSETS_BUCKET: &str = "ASSETS_BUCKET";
     pub const CONTROL_SSM_PREFIX: &str = "CONTROL_SSM_PREFIX";
+    /// The DR journal table, whose control items decide whether this region may write.
+    pub const CONTROL_TABLE: &str = "CONTROL_TABLE";
+    /// The other region of the pair: its replica of the control table is read too.
+    pub const PEER_REGION: &str = "LIFEBOAT_PEER_REGION";
 }
 
 /// Elastic Load Balancing's log-delivery account in regions opened before August 2022. Newer regions accept
@@ -131,6 +135,20 @@ pub fn build(config: &Config, role: Role) -> Stack {
                 arn("ssm", &format!("parameter{}/*", names.ssm_prefix())),
             ],
         ),
+        // The control items only (partition `control` of the journal table), in both regions' replicas.
+        json!({
+            "Effect": "Allow",
+            "Action": ["dynamodb:Query"],
+            "Resource": Role::BOTH
+                .iter()
+                .map(|r| arn_in("dynamodb", config.region(*r), &format!("table/{}", names.journal_table())))
+                .collect::<Vec<_>>(),
+            "Condition": {
+                "ForAllValues:StringEquals": {
+                    "dynamodb:LeadingKeys": [lifeboat_contract::control::item::PARTITION]
+                }
+            }
+        }),
         allow(
             &[
                 "dynamodb:GetItem",
@@ -175,6 +193,8 @@ pub fn build(config: &Config, role: Role) -> Stack {
             env::SESSIONS_TABLE: names.sessions_table(),
             env::ASSETS_BUCKET: assets_bucket,
             env::CONTROL_SSM_PREFIX: names.ssm_prefix(),
+            env::CONTROL_TABLE: names.journal_table(),
+            env::PEER_REGION: config.region(role.other()),
         }
     });
     s.template.add(

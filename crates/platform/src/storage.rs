@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::database::keep;
 use crate::util::{
     Stack, allow, arn_in, assume_role, block_public_access, bucket_arn, deny_insecure_transport,
-    inline_policy, kms_key, policy_document, stack_id, tag_list,
+    inline_policy, kms_key, policy_document, stack_id, tag_list, with_condition,
 };
 
 pub const COMPONENT: &str = "storage";
@@ -288,13 +288,6 @@ fn replication(
             }
         }]
     }))
-}
-
-fn with_condition(mut statement: Value, condition: Value) -> Value {
-    if let Some(map) = statement.as_object_mut() {
-        map.insert("Condition".into(), condition);
-    }
-    statement
 }
 
 /// The sessions global table; the primary stack owns both replicas (a global table is one resource).

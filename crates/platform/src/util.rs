@@ -278,6 +278,14 @@ pub fn arn(service: &str, rest: &str) -> Expr {
     ))
 }
 
+/// `statement` with `condition` as its `Condition` block.
+pub fn with_condition(mut statement: Value, condition: Value) -> Value {
+    if let Some(map) = statement.as_object_mut() {
+        map.insert("Condition".into(), condition);
+    }
+    statement
+}
+
 /// `arn:<partition>:<service>:<region>:<account>:<rest>` for a named region.
 pub fn arn_in(service: &str, region: &str, rest: &str) -> Expr {
     sub(format!(

@@ -79,6 +79,10 @@ pub mod platform_env {
     pub const SESSIONS_TABLE: &str = "SESSIONS_TABLE";
     pub const ASSETS_BUCKET: &str = "ASSETS_BUCKET";
     pub const CONTROL_SSM_PREFIX: &str = "CONTROL_SSM_PREFIX";
+    /// The DR journal table holding the control items; preferred over [`CONTROL_SSM_PREFIX`].
+    pub const CONTROL_TABLE: &str = "CONTROL_TABLE";
+    /// The other region of the pair, whose replica of the control table is read too.
+    pub const PEER_REGION: &str = "LIFEBOAT_PEER_REGION";
     /// Where product images live in the assets bucket: `images/<sku>.svg`.
     pub const IMAGES_PREFIX: &str = "images/";
 }
@@ -106,13 +110,23 @@ impl PlatformDefaults {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         use platform_env as env;
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let control = get(env::CONTROL_SSM_PREFIX)
-            .map(|prefix| {
-                format!("ssm:{prefix}")
-                    .parse::<ControlSpec>()
-                    .map_err(|e| format!("{}: {e}", env::CONTROL_SSM_PREFIX))
-            })
-            .transpose()?;
+        let control = match get(env::CONTROL_TABLE) {
+            Some(table) => Some(
+                match get(env::PEER_REGION) {
+                    Some(peer) => format!("dynamodb:{table}:{peer}"),
+                    None => format!("dynamodb:{table}"),
+                }
+                .parse::<ControlSpec>()
+                .map_err(|e| format!("{}/{}: {e}", env::CONTROL_TABLE, env::PEER_REGION))?,
+            ),
+            None => get(env::CONTROL_SSM_PREFIX)
+                .map(|prefix| {
+                    format!("ssm:{prefix}")
+                        .parse::<ControlSpec>()
+                        .map_err(|e| format!("{}: {e}", env::CONTROL_SSM_PREFIX))
+                })
+                .transpose()?,
+        };
         let sessions = get(env::SESSIONS_TABLE).map(SessionsSpec::Dynamodb);
         let images = get(env::ASSETS_BUCKET).map(|bucket| ImagesSpec::S3 {
             bucket,
@@ -320,6 +334,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Service> {
             ControlSpec::File(path) => (Arc::new(FileControl::new(path.clone())), None),
             ControlSpec::Http(base) => (Arc::new(HttpControl::new(base, &settings.region)?), None),
             ControlSpec::Ssm(prefix) => (ssm_control(prefix, &settings.region).await?, None),
+            ControlSpec::Dynamodb { table, peer_region } => (
+                dynamo_control(table, &settings.region, peer_region.as_deref()).await?,
+                None,
+            ),
         };
     let state = build_with_control(settings, source).await?;
     Ok(Service {
@@ -418,6 +436,36 @@ async fn aws_config(region: Option<&str>) -> aws_config::SdkConfig {
 async fn ssm_control(prefix: &str, region: &str) -> anyhow::Result<Arc<dyn ControlSource>> {
     let client = aws_sdk_ssm::Client::new(&aws_config(Some(region)).await);
     Ok(Arc::new(crate::control::SsmControl::new(client, prefix)))
+}
+
+#[cfg(feature = "aws")]
+async fn dynamo_control(
+    table: &str,
+    region: &str,
+    peer_region: Option<&str>,
+) -> anyhow::Result<Arc<dyn ControlSource>> {
+    let own = aws_sdk_dynamodb::Client::new(&aws_config(Some(region)).await);
+    let peer = match peer_region {
+        Some(peer) => Some((
+            peer.to_owned(),
+            aws_sdk_dynamodb::Client::new(&aws_config(Some(peer)).await),
+        )),
+        None => None,
+    };
+    Ok(Arc::new(crate::control::DynamoControl::new(
+        table,
+        (region.to_owned(), own),
+        peer,
+    )))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn dynamo_control(
+    table: &str,
+    _region: &str,
+    _peer_region: Option<&str>,
+) -> anyhow::Result<Arc<dyn ControlSource>> {
+    bail!("--control dynamodb:{table} needs a storefront built with the `aws` feature")
 }
 
 #[cfg(not(feature = "aws"))]

@@ -1,7 +1,8 @@
 //! Where an instance learns which region is active, the fencing epoch and whether the write fence is raised.
 //!
 //! `static:` for development and tests, `file:` for a hand-edited JSON file, `http://` for the local runtime's
-//! control server and `ssm:` (feature `aws`) for SSM Parameter Store. All yield a [`ControlState`].
+//! control server, `dynamodb:` (feature `aws`) for the control items of the DR journal table (what the
+//! platform sets on AWS) and `ssm:` (feature `aws`) for SSM Parameter Store. All yield a [`ControlState`].
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -261,6 +262,142 @@ impl ControlSource for SsmControl {
     }
 }
 
+/// The control items of the DR journal table (`lifeboat_contract::control::item`), read from this region's
+/// replica and, when it answers, the other region's.
+///
+/// The answer is the newest state of all items read ([`lifeboat_contract::control::newest`]). The other
+/// region's replica is asked directly, not only through replication: a runbook that cannot reach this region
+/// (a gray failure: health checks failing, storefront and database still up) publishes the new epoch in the
+/// other region, and this region must stop writing on seeing it. Without an answer from the other region the
+/// own replica decides, which still carries the other region's item as far as replication got: losing the
+/// standby region must not stop the shop.
+///
+/// Read cost: one Query per replica per refresh, two items under 4 KB, eventually consistent: 0.5 read units
+/// each (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html).
+#[cfg(feature = "aws")]
+pub struct DynamoControl {
+    table: String,
+    own: (String, aws_sdk_dynamodb::Client),
+    peer: Option<(String, aws_sdk_dynamodb::Client)>,
+    lease_ms: u64,
+}
+
+#[cfg(feature = "aws")]
+impl DynamoControl {
+    /// `own` and `peer` are (region, client of that region's replica).
+    pub fn new(
+        table: &str,
+        own: (String, aws_sdk_dynamodb::Client),
+        peer: Option<(String, aws_sdk_dynamodb::Client)>,
+    ) -> Self {
+        Self {
+            table: table.to_owned(),
+            own,
+            peer,
+            lease_ms: DEFAULT_LEASE_MS,
+        }
+    }
+
+    async fn read(
+        &self,
+        region: &str,
+        client: &aws_sdk_dynamodb::Client,
+    ) -> Result<Vec<ControlState>, String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use lifeboat_contract::control::item;
+        let out = client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", item::PARTITION_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(item::PARTITION.into()))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "Query in {region} failed: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
+        let mut states = Vec::new();
+        for found in out.items() {
+            let text = |key: &str| match found.get(key) {
+                Some(AttributeValue::S(v)) => Some(v.as_str()),
+                _ => None,
+            };
+            let for_region = text(item::SORT_KEY).unwrap_or("?");
+            let epoch = match found.get(item::EPOCH) {
+                Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+                _ => None,
+            };
+            let fence = match text(item::FENCE) {
+                Some("raised") => Some(true),
+                Some("lowered") => Some(false),
+                _ => None,
+            };
+            match (text(item::ACTIVE_REGION), epoch, fence) {
+                (Some(active), Some(epoch), Some(fence_raised)) => states.push(ControlState {
+                    active_region: active.to_owned(),
+                    epoch,
+                    fence_raised,
+                    lease_ms: self.lease_ms,
+                }),
+                // A malformed item is an error, not something to skip: skipping could hide the newest epoch.
+                _ => {
+                    return Err(format!(
+                        "control item for {for_region} in {region} is malformed: {found:?}"
+                    ));
+                }
+            }
+        }
+        Ok(states)
+    }
+}
+
+#[cfg(feature = "aws")]
+impl ControlSource for DynamoControl {
+    fn fetch(&self) -> BoxFuture<'_, Result<ControlState, ControlError>> {
+        Box::pin(async move {
+            let name = self.describe();
+            let own = self.read(&self.own.0, &self.own.1);
+            let peer = async {
+                match &self.peer {
+                    // Bounded below the gate's own fetch timeout, so a slow peer never costs the own answer.
+                    Some((region, client)) => Some(
+                        tokio::time::timeout(FETCH_TIMEOUT * 3 / 5, self.read(region, client))
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no answer from {region} in time"))),
+                    ),
+                    None => None,
+                }
+            };
+            let (own, peer) = tokio::join!(own, peer);
+            let mut states = own.map_err(|e| ControlError::new(&name, e))?;
+            if states.is_empty() {
+                return Err(ControlError::new(
+                    &name,
+                    format!(
+                        "no control items in {} (lifeboat deploy creates them)",
+                        self.own.0
+                    ),
+                ));
+            }
+            match peer {
+                Some(Ok(more)) => states.extend(more),
+                Some(Err(e)) => tracing::debug!(error = %e, "the other region's control items are not readable; deciding on this region's replica"),
+                None => {}
+            }
+            Ok(lifeboat_contract::control::newest(&states).expect("at least one state"))
+        })
+    }
+    fn describe(&self) -> String {
+        match &self.peer {
+            Some((peer, _)) => format!("dynamodb:{} ({}, {peer})", self.table, self.own.0),
+            None => format!("dynamodb:{} ({})", self.table, self.own.0),
+        }
+    }
+}
+
 /// A parsed `--control` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlSpec {
@@ -268,6 +405,11 @@ pub enum ControlSpec {
     File(PathBuf),
     Http(String),
     Ssm(String),
+    /// `dynamodb:<table>[:<other region>]`: the journal table's control items.
+    Dynamodb {
+        table: String,
+        peer_region: Option<String>,
+    },
 }
 
 impl std::str::FromStr for ControlSpec {
@@ -307,9 +449,24 @@ impl std::str::FromStr for ControlSpec {
                 ));
             }
             Ok(Self::Ssm(prefix.to_owned()))
+        } else if let Some(rest) = s.strip_prefix("dynamodb:") {
+            // Table names cannot hold ':', so the first one separates the other region.
+            let (table, peer_region) = match rest.split_once(':') {
+                Some((table, peer)) => (table, Some(peer)),
+                None => (rest, None),
+            };
+            if table.is_empty() || peer_region.is_some_and(str::is_empty) {
+                return Err(format!(
+                    "{s:?}: expected dynamodb:<table>[:<other region>]"
+                ));
+            }
+            Ok(Self::Dynamodb {
+                table: table.to_owned(),
+                peer_region: peer_region.map(str::to_owned),
+            })
         } else {
             Err(format!(
-                "{s:?}: expected static:<region>[:<epoch>], file:<path>, http://host:port or ssm:<prefix>"
+                "{s:?}: expected static:<region>[:<epoch>], file:<path>, http://host:port, dynamodb:<table>[:<other region>] or ssm:<prefix>"
             ))
         }
     }
@@ -343,7 +500,26 @@ mod tests {
             "ssm:/lifeboat/dev".parse::<ControlSpec>().unwrap(),
             ControlSpec::Ssm("/lifeboat/dev".into())
         );
+        assert_eq!(
+            "dynamodb:shop-prod-dr-journal:us-west-2"
+                .parse::<ControlSpec>()
+                .unwrap(),
+            ControlSpec::Dynamodb {
+                table: "shop-prod-dr-journal".into(),
+                peer_region: Some("us-west-2".into())
+            }
+        );
+        assert_eq!(
+            "dynamodb:t".parse::<ControlSpec>().unwrap(),
+            ControlSpec::Dynamodb {
+                table: "t".into(),
+                peer_region: None
+            }
+        );
         for bad in [
+            "dynamodb:",
+            "dynamodb::us-west-2",
+            "dynamodb:t:",
             "static:",
             "static:us-east-1:x",
             "ssm:nope",

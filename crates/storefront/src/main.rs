@@ -70,9 +70,10 @@ struct Options {
     /// The region this instance runs in, e.g. us-east-1.
     #[arg(long, env = "LIFEBOAT_REGION", global = true)]
     region: Option<String>,
-    /// Control-plane source: static:<region>[:<epoch>], file:<path>, http://127.0.0.1:PORT or ssm:<prefix>.
-    /// Default: ssm:$CONTROL_SSM_PREFIX when that is set (on AWS), else static:<this region> (this region
-    /// active, epoch 1).
+    /// Control-plane source: static:<region>[:<epoch>], file:<path>, http://127.0.0.1:PORT,
+    /// dynamodb:<table>[:<other region>] or ssm:<prefix>. Default (on AWS):
+    /// dynamodb:$CONTROL_TABLE:$LIFEBOAT_PEER_REGION when CONTROL_TABLE is set, else ssm:$CONTROL_SSM_PREFIX
+    /// when that is set, else static:<this region> (this region active, epoch 1).
     #[arg(long, env = "STOREFRONT_CONTROL", global = true)]
     control: Option<ControlSpec>,
     /// Cart store: mysql, or dynamodb:<table> (feature aws). Default: dynamodb:$SESSIONS_TABLE when that is
@@ -360,7 +361,11 @@ fn in_lambda() -> bool {
 async fn serve(settings: Settings, listen: SocketAddr) -> anyhow::Result<()> {
     let service = app::build(&settings).await?;
     let state = service.state;
-    let _refresher = state.gate.spawn_refresher();
+    // A server renews the control state in the background, ahead of the writes. In Lambda each execution
+    // environment renews on demand instead, at most once per lease however many requests it serves: a
+    // background loop would read the control store four times a second in every busy environment
+    // (docs/aws-dr.md, the read budget).
+    let _refresher = (!in_lambda()).then(|| state.gate.spawn_refresher());
     let _preparation = app::spawn_database_preparation(state.pool.clone());
     let router = storefront::router(std::sync::Arc::clone(&state));
     tracing::info!(region = %state.region, control = %state.gate.source_description(), sessions = state.sessions.describe(), "storefront starting");
