@@ -119,6 +119,12 @@ impl AwsBackend {
 
     /// Writes the control state in one region: the fence first when raising, last when lowering, so no
     /// reader ever sees a new active region with the fence still down from before.
+    ///
+    /// The region's control item in the journal table (what storefronts read) is written first, through
+    /// every replica that answers: a region the orchestrator cannot reach (a gray failure, or its APIs
+    /// down) still learns its new state, through the other region's replica, which its storefronts read
+    /// too, and through replication. Its SSM parameters (what operators and readiness read) follow and
+    /// fail as that region's API does.
     async fn publish_control(
         &self,
         region: &RegionClients,
@@ -126,6 +132,8 @@ impl AwsBackend {
         active_region: Option<&str>,
         fence_raised: bool,
     ) -> BackendResult<bool> {
+        self.publish_control_item(&region.region, epoch, active_region, fence_raised)
+            .await?;
         let current = self.params(region).await?;
         Self::check_not_older(&current, epoch, &region.region, &self.topology.ssm_epoch())?;
         let in_place = current.epoch == Some(epoch)
@@ -150,6 +158,91 @@ impl AwsBackend {
                 .await?;
         }
         Ok(true)
+    }
+
+    /// Writes `for_region`'s control item through each region's replica of the journal table; at least one
+    /// must take it. An item already at a newer epoch is left alone and refuses the run, like the parameters.
+    async fn publish_control_item(
+        &self,
+        for_region: &str,
+        epoch: u64,
+        active_region: Option<&str>,
+        fence_raised: bool,
+    ) -> BackendResult<()> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use lifeboat_contract::control::item;
+        let mut failures = Vec::new();
+        let mut written = 0;
+        for region in self.topology.regions() {
+            let c = self.clients.region(region)?;
+            let mut update = c
+                .dynamodb
+                .update_item()
+                .table_name(&self.topology.journal_table)
+                .key(
+                    item::PARTITION_KEY,
+                    AttributeValue::S(item::PARTITION.into()),
+                )
+                .key(item::SORT_KEY, AttributeValue::S(for_region.into()))
+                .condition_expression("attribute_not_exists(#epoch) OR #epoch <= :epoch")
+                .expression_attribute_names("#epoch", item::EPOCH)
+                .expression_attribute_names("#fence", item::FENCE)
+                .expression_attribute_names("#active", item::ACTIVE_REGION)
+                .expression_attribute_names("#at", item::UPDATED_AT)
+                .expression_attribute_values(":epoch", AttributeValue::N(epoch.to_string()))
+                .expression_attribute_values(
+                    ":fence",
+                    AttributeValue::S(if fence_raised { "raised" } else { "lowered" }.into()),
+                )
+                .expression_attribute_values(
+                    ":at",
+                    AttributeValue::S(
+                        time::OffsetDateTime::now_utc()
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default(),
+                    ),
+                );
+            // Raising the fence keeps the active region the item holds (the primary when it has none yet).
+            update = match active_region {
+                Some(active) => update
+                    .update_expression("SET #epoch = :epoch, #fence = :fence, #active = :active, #at = :at")
+                    .expression_attribute_values(":active", AttributeValue::S(active.into())),
+                None => update
+                    .update_expression(
+                        "SET #epoch = :epoch, #fence = :fence, #active = if_not_exists(#active, :active), #at = :at",
+                    )
+                    .expression_attribute_values(
+                        ":active",
+                        AttributeValue::S(self.topology.primary_region.clone()),
+                    ),
+            };
+            match update.send().await {
+                Ok(_) => written += 1,
+                Err(e)
+                    if crate::errors::error_code(&e) == Some("ConditionalCheckFailedException") =>
+                {
+                    return Err(BackendError::rejected(format!(
+                        "the control item of {for_region} in {region}'s replica of {} already holds an epoch newer than this run's {epoch}: a later run owns the roles",
+                        self.topology.journal_table
+                    )));
+                }
+                Err(e) => failures.push(
+                    sdk_error(
+                        &format!("writing the control item of {for_region}"),
+                        region,
+                        e,
+                    )
+                    .message,
+                ),
+            }
+        }
+        if written == 0 {
+            return Err(BackendError::unavailable(format!(
+                "the control item of {for_region} could not be written in any replica: {}",
+                failures.join("; ")
+            )));
+        }
+        Ok(())
     }
 
     /// The global cluster as `region`'s RDS API reports it; an error when it does not exist.
@@ -793,8 +886,9 @@ impl DrBackend for AwsBackend {
     ) -> BoxFuture<'a, BackendResult<StepOutput>> {
         Box::pin(async move {
             let epoch = ctx.require_epoch()?;
-            // Storefronts renew their view of the control state from SSM at most one lease apart; once a
-            // lease has passed since the new epoch was published (or the region was cut off), none of them
+            // Storefronts renew their view of the control state (the control items of both regions' replicas)
+            // at most one lease apart; once a lease has passed since the new epoch was published (or the
+            // region was cut off), none of them
             // still acts on the old one.
             let lease = self.topology.bounds.write_lease;
             tokio::time::sleep(lease).await;

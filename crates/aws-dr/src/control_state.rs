@@ -41,15 +41,20 @@ pub async fn current(
     topology: &Topology,
 ) -> Result<Option<ControlTruth>, BackendError> {
     let mut held = Vec::new();
+    let mut items = Vec::new();
     for region in topology.regions() {
         let c = clients.region(region)?;
         held.push(read(c, topology).await?);
+        items.extend(read_items(c, topology).await?);
     }
-    Ok(newest(held.iter(), None))
+    Ok(newest(held.iter(), &items, None))
 }
 
+/// The newest of the parameters' states, the control items' and what was remembered; at equal epochs a
+/// raised fence wins, as it does for storefronts (`lifeboat_contract::control::newest`).
 fn newest<'a>(
     held: impl Iterator<Item = &'a ControlParams>,
+    items: &[ControlTruth],
     remembered: Option<&ControlTruth>,
 ) -> Option<ControlTruth> {
     held.filter_map(|p| {
@@ -59,14 +64,57 @@ fn newest<'a>(
             fence_raised: p.fence_raised.unwrap_or(false),
         })
     })
+    .chain(items.iter().cloned())
     .chain(remembered.cloned())
-    .max_by_key(|t| t.epoch)
+    .max_by_key(|t| (t.epoch, t.fence_raised))
+}
+
+/// The control items in `replica`'s copy of the journal table; none where the table is not deployed yet.
+/// A run that could not reach a region's parameters still wrote its items through the other replica, so
+/// they may be newer than every parameter.
+async fn read_items(
+    replica: &RegionClients,
+    topology: &Topology,
+) -> Result<Vec<ControlTruth>, BackendError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use lifeboat_contract::control::item;
+    let result = replica
+        .dynamodb
+        .query()
+        .table_name(&topology.journal_table)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", item::PARTITION_KEY)
+        .expression_attribute_values(":pk", AttributeValue::S(item::PARTITION.into()))
+        .consistent_read(true)
+        .send()
+        .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(e) if crate::errors::error_code(&e) == Some("ResourceNotFoundException") => {
+            return Ok(Vec::new());
+        }
+        Err(e) => {
+            return Err(sdk_error("reading the control items", &replica.region, e));
+        }
+    };
+    Ok(out
+        .items()
+        .iter()
+        .filter_map(|i| {
+            let text = |k: &str| i.get(k).and_then(|v| v.as_s().ok()).cloned();
+            Some(ControlTruth {
+                active_region: text(item::ACTIVE_REGION)?,
+                epoch: i.get(item::EPOCH)?.as_n().ok()?.parse().ok()?,
+                fence_raised: text(item::FENCE).as_deref() == Some("raised"),
+            })
+        })
+        .collect())
 }
 
 /// Creates the control parameters that are missing in either region, never touching one that exists.
 ///
-/// A missing value is taken from the state published under the newest epoch in either region or in
-/// `remembered` (a region redeployed after a failover learns who is active now); only where there is no
+/// A missing value is taken from the state published under the newest epoch in either region (its
+/// parameters or the control items of either replica) or in `remembered` (a region redeployed after a failover learns who is active now); only where there is no
 /// state at all is it the initial one: the configured primary active, [`INITIAL_EPOCH`], fence lowered.
 pub async fn seed(
     clients: &Clients,
@@ -74,11 +122,13 @@ pub async fn seed(
     remembered: Option<&ControlTruth>,
 ) -> Result<Vec<Seeded>, BackendError> {
     let mut held = Vec::new();
+    let mut items = Vec::new();
     for region in topology.regions() {
         let c = clients.region(region)?;
         held.push((c, read(c, topology).await?));
+        items.extend(read_items(c, topology).await?);
     }
-    let truth = newest(held.iter().map(|(_, p)| p), remembered).unwrap_or(ControlTruth {
+    let truth = newest(held.iter().map(|(_, p)| p), &items, remembered).unwrap_or(ControlTruth {
         active_region: topology.primary_region.clone(),
         epoch: INITIAL_EPOCH,
         fence_raised: false,
@@ -113,6 +163,16 @@ pub async fn seed(
                 created.push(format!("{name}={value}"));
             }
         }
+        // The same state as this region's control item, which storefronts read (see
+        // `lifeboat_contract::control::item`), in every replica that has the table yet.
+        for replica in held.iter().map(|(r, _)| *r) {
+            if create_item(replica, topology, &c.region, &truth).await? {
+                created.push(format!(
+                    "control item of {} in {}",
+                    c.region, replica.region
+                ));
+            }
+        }
         report.push(Seeded {
             region: c.region.clone(),
             created,
@@ -130,6 +190,67 @@ async fn read(c: &RegionClients, topology: &Topology) -> Result<ControlParams, B
         &topology.ssm_endpoint(&c.region),
     )
     .await
+}
+
+/// Creates `for_region`'s control item in `replica`'s copy of the journal table unless it exists; whether
+/// it created it. A table not deployed yet (the DR automation stacks come after the compute stacks) is not
+/// an error: `lifeboat deploy` seeds again once the stacks are in place.
+async fn create_item(
+    replica: &RegionClients,
+    topology: &Topology,
+    for_region: &str,
+    truth: &ControlTruth,
+) -> Result<bool, BackendError> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use lifeboat_contract::control::item;
+    let result = replica
+        .dynamodb
+        .put_item()
+        .table_name(&topology.journal_table)
+        .item(
+            item::PARTITION_KEY,
+            AttributeValue::S(item::PARTITION.into()),
+        )
+        .item(item::SORT_KEY, AttributeValue::S(for_region.into()))
+        .item(
+            item::ACTIVE_REGION,
+            AttributeValue::S(truth.active_region.clone()),
+        )
+        .item(item::EPOCH, AttributeValue::N(truth.epoch.to_string()))
+        .item(
+            item::FENCE,
+            AttributeValue::S(
+                if truth.fence_raised {
+                    "raised"
+                } else {
+                    "lowered"
+                }
+                .into(),
+            ),
+        )
+        .item(
+            item::UPDATED_AT,
+            AttributeValue::S(
+                time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            ),
+        )
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", item::PARTITION_KEY)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) => match crate::errors::error_code(&e) {
+            Some("ConditionalCheckFailedException" | "ResourceNotFoundException") => Ok(false),
+            _ => Err(sdk_error(
+                &format!("creating the control item of {for_region}"),
+                &replica.region,
+                e,
+            )),
+        },
+    }
 }
 
 /// Creates `name` unless it exists (a concurrent deploy may have just made it); whether it created it.

@@ -37,7 +37,8 @@ async fn readiness_is_ready_with_and_without_certificates_and_names_what_is_unhe
     with_certificates.certificates.standby =
         Some("arn:aws:acm:us-west-2:123456789012:certificate/2c3d".into());
     for config in [&f.config, &with_certificates] {
-        let mut topology = Topology::from_config(config);
+        // moto's account, as the command line learns it from STS.
+        let mut topology = Topology::from_config(config).in_account("123456789012");
         topology.bounds = f.topology.bounds.clone();
         let backend = AwsBackend::new(f.clients.clone(), topology);
         let readiness = backend.readiness().await.unwrap();
@@ -252,6 +253,38 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
                 .unwrap();
         }
     }
+    // The parameters exist; the control items storefronts read do not yet: they are created from the
+    // parameters' state (standby active, epoch 5), in both replicas, and only once.
+    let seeded = lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap();
+    for s in &seeded {
+        assert!(
+            !s.created.is_empty() && s.created.iter().all(|c| c.starts_with("control item of")),
+            "only the control items are created where the parameters exist: {seeded:?}"
+        );
+    }
+    for replica in [PRIMARY, STANDBY] {
+        for of in [PRIMARY, STANDBY] {
+            let item = f.direct[replica]
+                .dynamodb
+                .get_item()
+                .table_name(&t.journal_table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("control".into()),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(of.into()))
+                .send()
+                .await
+                .unwrap();
+            let item = item
+                .item()
+                .unwrap_or_else(|| panic!("control item of {of} in {replica}"));
+            assert_eq!(item["active_region"].as_s().unwrap(), STANDBY);
+            assert_eq!(item["epoch"].as_n().unwrap(), "5");
+        }
+    }
     let seeded = lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
         .await
         .unwrap();
@@ -304,7 +337,8 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
         assert_eq!(f.param(region, &names[1]).await, "5", "in {region}");
     }
 
-    // A first deploy: nothing anywhere, the configured primary starts active at epoch 1.
+    // The parameters gone everywhere but the control items kept (the journal table outlives the stacks
+    // that own the parameters): the items are the newest state, and the parameters come back from them.
     for region in [PRIMARY, STANDBY] {
         f.direct[region]
             .ssm
@@ -318,8 +352,178 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
         .await
         .unwrap();
     for region in [PRIMARY, STANDBY] {
+        assert_eq!(f.param(region, &names[0]).await, STANDBY, "in {region}");
+        assert_eq!(f.param(region, &names[1]).await, "5", "in {region}");
+    }
+
+    // A first deploy: nothing anywhere, the configured primary starts active at epoch 1.
+    for region in [PRIMARY, STANDBY] {
+        f.direct[region]
+            .ssm
+            .delete_parameters()
+            .set_names(Some(names.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        for of in [PRIMARY, STANDBY] {
+            f.direct[region]
+                .dynamodb
+                .delete_item()
+                .table_name(&t.journal_table)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("control".into()),
+                )
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(of.into()))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap();
+    for region in [PRIMARY, STANDBY] {
         assert_eq!(f.param(region, &names[0]).await, PRIMARY);
         assert_eq!(f.param(region, &names[1]).await, "1");
         assert_eq!(f.param(region, &names[2]).await, "lowered");
     }
+}
+
+/// The documented EventBridge event of an alarm's state change, entered at `entered`.
+fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde_json::Value {
+    let at = entered
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+        ))
+        .unwrap();
+    serde_json::json!({
+        "version": "0",
+        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000002",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": at,
+        "region": STANDBY,
+        "resources": [format!("arn:aws:cloudwatch:{STANDBY}:123456789012:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": state, "reason": "Threshold Crossed", "timestamp": at },
+            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
+            "configuration": { "metrics": [] }
+        }
+    })
+}
+
+/// The probe schedule's event in the standby: the probe asks the primary's storefront function and
+/// publishes `Lifeboat/DR RegionHealthy` in the standby, 1 while the primary answers and 0 once it is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_publishes_the_other_regions_health_in_its_own_region() {
+    let f = Fixture::create().await;
+    let env = f.environment();
+    let probe = serde_json::json!({ "lifeboat-probe": { "region": PRIMARY } });
+    let settings = &f.settings;
+
+    let up = lifeboat_aws_dr::lambda::handle(&env, settings, &probe).await;
+    assert_eq!(up["healthy"], true, "{up}");
+    assert_eq!(up["published"], true, "{up}");
+    f.model.lose_region(PRIMARY);
+    let down = lifeboat_aws_dr::lambda::handle(&env, settings, &probe).await;
+    assert_eq!(down["healthy"], false, "{down}");
+    assert_eq!(down["published"], true, "{down}");
+
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    let hour_ago = aws_smithy_types::DateTime::from_secs(now.secs() - 3600);
+    let in_a_minute = aws_smithy_types::DateTime::from_secs(now.secs() + 60);
+    let stats = f.direct[STANDBY]
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace("Lifeboat/DR")
+        .metric_name("RegionHealthy")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Environment")
+                .value(&f.topology.prefix)
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Region")
+                .value(PRIMARY)
+                .build(),
+        )
+        .start_time(hour_ago)
+        .end_time(in_a_minute)
+        .period(3600)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::SampleCount)
+        .send()
+        .await
+        .unwrap();
+    let points = stats.datapoints();
+    assert_eq!(points.len(), 1, "{points:?}");
+    assert_eq!(points[0].sample_count(), Some(2.0), "{points:?}");
+    assert_eq!(points[0].maximum(), Some(1.0), "healthy first: {points:?}");
+    assert_eq!(points[0].minimum(), Some(0.0), "then lost: {points:?}");
+}
+
+/// The primary region is lost (its APIs, storefront and database): the probe alarm on it, which lives in
+/// the standby, reaches the standby's automation, which runs a switchover, and (data loss allowed by
+/// configuration) the failover when the switchover cannot run. Afterwards the standby writes and the
+/// record answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_primary_lost_the_standbys_automation_acts_on_the_probe_alarm() {
+    let f = Fixture::create().await;
+    let env = f.environment();
+    let mut settings = f.settings.clone();
+    settings.allow_data_loss = true;
+    let alarm = f.config.names().probe_alarm(PRIMARY, STANDBY);
+    let cloudwatch = &f.direct[STANDBY].cloudwatch;
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .namespace("Lifeboat/DR")
+        .metric_name("RegionHealthy")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(3)
+        .threshold(1.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    f.model.lose_region(PRIMARY);
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the primary answered no probe")
+        .send()
+        .await
+        .unwrap();
+    let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let answer = lifeboat_aws_dr::lambda::handle(
+        &env,
+        &settings,
+        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+    )
+    .await;
+    assert_eq!(answer["decision"], "act", "{answer}");
+    let finished = if answer["escalated"].is_object() {
+        &answer["escalated"]
+    } else {
+        &answer["run"]
+    };
+    assert_eq!(finished["outcome"], "succeeded", "{answer}");
+    assert_eq!(
+        f.model.state().aurora.writer_region(),
+        Some(STANDBY),
+        "{answer}"
+    );
+    assert_eq!(f.dns_answer().await, STANDBY);
+    assert_eq!(
+        f.param(STANDBY, &f.topology.ssm_active_region()).await,
+        STANDBY
+    );
 }

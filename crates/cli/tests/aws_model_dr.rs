@@ -304,3 +304,188 @@ fn switchover_is_refused_while_the_standby_cannot_take_over() {
     assert_eq!(env.dns(), PRIMARY);
     env.assert_active_everywhere(PRIMARY);
 }
+
+/// A gray failure: Route 53's health check of the primary fails and the orchestrator cannot reach the
+/// primary region's APIs, while the primary's storefront and database are up and keep taking orders. The
+/// storefront of the primary (its real write gate and control source, reading the control items of its own
+/// region's replica and the standby's) is asked for a write permit every 10 ms throughout a failover run
+/// through the command line. After the run published its new epoch in the standby's replica, the primary
+/// must stop acknowledging writes within one lease.
+#[test]
+fn gray_failure_the_old_primary_stops_acknowledging_writes_within_a_lease_of_the_failover() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let env = Env::new();
+    // The control items, as `lifeboat deploy` creates them from the parameters.
+    env.rt
+        .block_on(lifeboat_aws_dr::control_state::seed(
+            &env.f.clients,
+            &env.f.topology,
+            None,
+        ))
+        .expect("control items created");
+    let table = env.f.topology.journal_table.clone();
+    let max_epoch_in = |region: &str| {
+        let client = env.f.direct[region].dynamodb.clone();
+        let table = table.clone();
+        async move {
+            use aws_sdk_dynamodb::types::AttributeValue;
+            let out = client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S("control".into()))
+                .send()
+                .await
+                .unwrap();
+            out.items()
+                .iter()
+                .filter_map(|i| match i.get("epoch") {
+                    Some(AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        }
+    };
+    let epoch_before = env.rt.block_on(max_epoch_in(STANDBY));
+
+    // The primary's storefront: it reaches both replicas directly (its own network is fine).
+    let source = storefront::control::DynamoControl::new(
+        &table,
+        (PRIMARY.into(), env.f.direct[PRIMARY].dynamodb.clone()),
+        Some((STANDBY.into(), env.f.direct[STANDBY].dynamodb.clone())),
+    );
+    let gate = env.rt.block_on(async {
+        // The permit checks region, fence and lease; the database is only touched by the write itself.
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .connect_lazy("mysql://unused@127.0.0.1:9/shop")
+            .unwrap();
+        storefront::gate::WriteGate::new(
+            PRIMARY,
+            Arc::new(source),
+            pool,
+            Arc::new(storefront::metrics::Metrics::new()),
+        )
+    });
+    // Each permit asked for: when it was answered, and the refusal's code if refused.
+    type PermitLog = Vec<(Instant, Result<(), String>)>;
+    let log: Arc<Mutex<PermitLog>> = Arc::default();
+    let published_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (gate, log, stop) = (Arc::clone(&gate), Arc::clone(&log), Arc::clone(&stop));
+        env.rt.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = gate
+                    .permit()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code.to_owned());
+                log.lock().unwrap().push((Instant::now(), answer));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    // When the standby's replica first holds a newer epoch: the moment the run published it.
+    let watcher = {
+        let (published_at, stop) = (Arc::clone(&published_at), Arc::clone(&stop));
+        let client = env.f.direct[STANDBY].dynamodb.clone();
+        let table = table.clone();
+        env.rt.spawn(async move {
+            use aws_sdk_dynamodb::types::AttributeValue;
+            while !stop.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                let out = client
+                    .query()
+                    .table_name(&table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S("control".into()))
+                    .send()
+                    .await;
+                let newest = out.ok().and_then(|o| {
+                    o.items()
+                        .iter()
+                        .filter_map(|i| match i.get("epoch") {
+                            Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+                            _ => None,
+                        })
+                        .max()
+                });
+                if newest.is_some_and(|e| e > epoch_before) {
+                    // The write landed no later than the read that saw it began.
+                    published_at.lock().unwrap().get_or_insert(asked);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        log.lock().unwrap().iter().any(|(_, a)| a.is_ok()),
+        "the primary acknowledges writes before the failure: {:?}",
+        log.lock().unwrap().last()
+    );
+
+    env.f.model.update(PRIMARY, |r| {
+        r.api_reachable = false;
+        r.reachable_from_internet = false;
+    });
+    assert_eq!(
+        env.lifeboat(&[
+            "failover",
+            "--to",
+            STANDBY,
+            "--allow-data-loss",
+            "--yes",
+            "--target",
+            "aws"
+        ]),
+        exit::OK,
+        "lifeboat failover --allow-data-loss in a gray failure of the primary"
+    );
+    assert_eq!(env.dns(), STANDBY);
+    std::thread::sleep(Duration::from_millis(2000));
+    stop.store(true, Ordering::Relaxed);
+    env.rt.block_on(async {
+        writer.await.unwrap();
+        let _ = watcher.await;
+    });
+
+    let published = published_at
+        .lock()
+        .unwrap()
+        .expect("the run published a newer epoch in the standby's replica");
+    let log = log.lock().unwrap();
+    let last_acknowledged = log
+        .iter()
+        .filter(|(_, a)| a.is_ok())
+        .map(|(at, _)| *at)
+        .max()
+        .expect("writes were acknowledged before");
+    let lease = Duration::from_millis(storefront::control::DEFAULT_LEASE_MS);
+    // The watcher polls every 10 ms and moto answers in a few: a little slack on top of the lease.
+    let slack = Duration::from_millis(100);
+    let after = last_acknowledged.saturating_duration_since(published);
+    eprintln!(
+        "last write acknowledged in the old primary {} ms after the new epoch was published (lease {} ms)",
+        after.as_millis(),
+        lease.as_millis()
+    );
+    assert!(
+        after <= lease + slack,
+        "the old primary acknowledged a write {} ms after the new epoch was published",
+        after.as_millis()
+    );
+    let (_, last) = log.last().unwrap();
+    assert!(
+        matches!(
+            last.as_ref().map_err(String::as_str),
+            Err("write_fenced" | "region_passive")
+        ),
+        "the old primary refuses writes at the end: {last:?}"
+    );
+}

@@ -10,8 +10,8 @@ use lifeboat_contract::manifest::ArtifactPart;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Stack, allow, arn, assume_role, block_public_access, deny_insecure_transport, inline_policy,
-    log_group, policy_document, stack_id,
+    Stack, allow, arn, arn_in, assume_role, block_public_access, deny_insecure_transport,
+    inline_policy, log_group, policy_document, stack_id, with_condition,
 };
 
 pub const COMPONENT: &str = "compute";
@@ -136,19 +136,26 @@ pub fn build(config: &Config, role: Role) -> Stack {
             ],
         ),
         // The control items only (partition `control` of the journal table), in both regions' replicas.
-        json!({
-            "Effect": "Allow",
-            "Action": ["dynamodb:Query"],
-            "Resource": Role::BOTH
-                .iter()
-                .map(|r| arn_in("dynamodb", config.region(*r), &format!("table/{}", names.journal_table())))
-                .collect::<Vec<_>>(),
-            "Condition": {
+        with_condition(
+            allow(
+                &["dynamodb:Query"],
+                Role::BOTH
+                    .iter()
+                    .map(|r| {
+                        arn_in(
+                            "dynamodb",
+                            config.region(*r),
+                            &format!("table/{}", names.journal_table()),
+                        )
+                    })
+                    .collect(),
+            ),
+            json!({
                 "ForAllValues:StringEquals": {
                     "dynamodb:LeadingKeys": [lifeboat_contract::control::item::PARTITION]
                 }
-            }
-        }),
+            }),
+        ),
         allow(
             &[
                 "dynamodb:GetItem",

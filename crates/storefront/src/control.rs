@@ -384,7 +384,9 @@ impl ControlSource for DynamoControl {
             }
             match peer {
                 Some(Ok(more)) => states.extend(more),
-                Some(Err(e)) => tracing::debug!(error = %e, "the other region's control items are not readable; deciding on this region's replica"),
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "the other region's control items are not readable; deciding on this region's replica")
+                }
                 None => {}
             }
             Ok(lifeboat_contract::control::newest(&states).expect("at least one state"))
@@ -401,7 +403,10 @@ impl ControlSource for DynamoControl {
 /// A parsed `--control` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlSpec {
-    Static { active_region: String, epoch: u64 },
+    Static {
+        active_region: String,
+        epoch: u64,
+    },
     File(PathBuf),
     Http(String),
     Ssm(String),
@@ -456,9 +461,7 @@ impl std::str::FromStr for ControlSpec {
                 None => (rest, None),
             };
             if table.is_empty() || peer_region.is_some_and(str::is_empty) {
-                return Err(format!(
-                    "{s:?}: expected dynamodb:<table>[:<other region>]"
-                ));
+                return Err(format!("{s:?}: expected dynamodb:<table>[:<other region>]"));
             }
             Ok(Self::Dynamodb {
                 table: table.to_owned(),
