@@ -341,6 +341,8 @@ impl AwsBackend {
             fence_raised: params.fence_raised,
             dns_target: dns_target.map(str::to_owned),
             notes,
+            // Nothing in another AWS region is lifeboat's to restart.
+            restartable: false,
         }
     }
 

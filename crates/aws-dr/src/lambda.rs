@@ -351,6 +351,7 @@ mod tests {
             fence_raised: Some(false),
             dns_target: Some(PRIMARY.into()),
             notes: vec![],
+            restartable: false,
         }
     }
 

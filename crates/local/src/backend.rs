@@ -25,7 +25,7 @@ use lifeboat_runbook::{
 use crate::control::ControlUpdate;
 use crate::error::LocalError;
 use crate::events::{self, Event};
-use crate::mariadb::gtid_covers;
+use crate::mariadb::{DbAdmin, gtid_covers};
 use crate::runtime::Runtime;
 
 /// Bound of one readiness request to a storefront's `/health/deep`.
@@ -421,10 +421,7 @@ impl LocalBackend {
             .restore_region(&ctx.to)
             .await
             .map_err(unavailable)?;
-        returning
-            .replicate_from(&primary, self.runtime.credentials())
-            .await
-            .map_err(unavailable)?;
+        let rebuilt = self.rejoin(ctx, &primary, &returning).await?;
         // Back to waiting for the replica's acknowledgement (a failover turned that off).
         primary
             .execute(
@@ -452,8 +449,12 @@ impl LocalBackend {
                     && (caught_up || tokio::time::Instant::now() >= deadline)
                 {
                     return Ok(StepOutput::detail(format!(
-                        "{}{} replicates from {} ({})",
+                        "{}{}{} replicates from {} ({})",
                         if started { "database restarted; " } else { "" },
+                        rebuilt
+                            .as_deref()
+                            .map(|r| format!("{r}; "))
+                            .unwrap_or_default(),
                         ctx.to,
                         ctx.from,
                         if caught_up {
@@ -469,12 +470,13 @@ impl LocalBackend {
                     }));
                 }
                 if !r.last_io_error.is_empty() || !r.last_sql_error.is_empty() {
-                    // Diverged history (a transaction the old primary committed that never replicated):
-                    // retrying cannot fix that.
+                    // A GTID error the binlog-state comparison did not foresee (a purged binary log, a
+                    // server id reused): retrying cannot fix it, and guessing what to set aside could lose
+                    // writes. Both servers keep their data; the operator decides.
                     if r.last_io_error.contains("GTID") || r.last_sql_error.contains("GTID") {
                         return Err(BackendError::rejected(format!(
-                            "{} cannot replicate from {}: {} {} (its history diverged; rebuild it with `lifeboat \
-                             local down` and `up`)",
+                            "{} cannot replicate from {}: {} {} (both servers keep their data; compare \
+                             `@@gtid_binlog_state` of each, see docs/orchestrator.md \"Reprotect\")",
                             ctx.to, ctx.from, r.last_io_error, r.last_sql_error
                         )));
                     }
@@ -488,6 +490,91 @@ impl LocalBackend {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Makes the returning server a replica of the current primary. A history that is a prefix of the
+    /// primary's is re-pointed; a diverged one has its own transactions set aside in the run's report
+    /// directory, then is rebuilt from a copy of the primary. Returns what was done when it was a rebuild.
+    async fn rejoin(
+        &self,
+        ctx: &StepContext,
+        primary: &DbAdmin,
+        returning: &DbAdmin,
+    ) -> BackendResult<Option<String>> {
+        let layout = self.runtime.layout();
+        let credentials = self.runtime.credentials();
+        let report_dir = layout.reports_dir().join(ctx.run_id.as_str());
+        let rebuild_dir = layout.rebuild_dir(&ctx.to);
+        // Written before the replica's binary log is reset, removed once it replicates: a retried or
+        // resumed step that finds it rebuilds again instead of trusting a half-applied copy.
+        let unfinished = rebuild_dir.join("unfinished");
+        let set_aside = if unfinished.exists() {
+            let summary = std::fs::read(report_dir.join(format!("set-aside-{}.json", ctx.to)))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<crate::rebuild::SetAside>(&b).ok());
+            Some(summary)
+        } else {
+            let status = returning.status().await.map_err(unavailable)?;
+            let already = status
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.master_host == primary.host && r.running());
+            if already {
+                None
+            } else {
+                let mine = returning.binlog_state().await.map_err(unavailable)?;
+                let theirs = primary.binlog_state().await.map_err(unavailable)?;
+                match crate::rebuild::divergence(&mine, &theirs) {
+                    None => None,
+                    Some(divergence) => {
+                        let summary = crate::rebuild::set_aside(
+                            &ctx.to,
+                            &layout.mariadb_data(&ctx.to),
+                            &divergence,
+                            &report_dir,
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                        tracing::warn!("reprotect: {}", summary.describe());
+                        crate::layout::write_atomic(&unfinished, summary.sql_file.as_bytes())
+                            .map_err(unavailable)?;
+                        Some(Some(summary))
+                    }
+                }
+            }
+        };
+        let Some(summary) = set_aside else {
+            returning
+                .replicate_from(primary, credentials)
+                .await
+                .map_err(unavailable)?;
+            return Ok(None);
+        };
+        let position = crate::rebuild::rebuild_from(returning, primary, credentials, &rebuild_dir)
+            .await
+            .map_err(unavailable)?;
+        let _ = std::fs::remove_file(&unfinished);
+        self.runtime.events().record(
+            Event::now(events::KIND_REPROTECT_REBUILT)
+                .region(&ctx.to)
+                .detail(format!(
+                    "rebuilt from a copy of {} at {position}{}",
+                    ctx.from,
+                    summary
+                        .as_ref()
+                        .map(|s| format!("; {}", s.describe()))
+                        .unwrap_or_default()
+                )),
+        );
+        Ok(Some(format!(
+            "history diverged from {}: {}; rebuilt from a copy of {} at GTID {position}",
+            ctx.from,
+            summary
+                .as_ref()
+                .map(|s| s.describe())
+                .unwrap_or_else(|| "set-aside file written by an earlier attempt".into()),
+            ctx.from
+        )))
     }
 
     async fn region_readiness(
@@ -679,6 +766,9 @@ impl LocalBackend {
             fence_raised: control.map(|c| c.state.fence_raised),
             dns_target,
             notes,
+            // Stopped processes on a region whose link is up: `reprotect` starts them (an isolated region
+            // needs its link healed, which no runbook does).
+            restartable: !isolated && (!database_running || marked_out),
         }
     }
 }

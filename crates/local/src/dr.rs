@@ -26,12 +26,13 @@ impl LocalDr {
 
     pub fn for_runtime(runtime: Runtime) -> Self {
         let runs = runtime.layout().runs_dir();
+        let reports = runtime.layout().reports_dir();
         let settings = dr_settings(&runtime);
         LocalDr {
             backend: LocalBackend::new(runtime),
             journal: FileJournal::new(runs.join("journal")),
             coordination: FileCoordination::new(runs.join("coordination")),
-            reports: FileReportSink::new(runs.join("reports")),
+            reports: FileReportSink::new(reports),
             settings,
         }
     }

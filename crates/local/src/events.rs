@@ -50,6 +50,9 @@ pub const KIND_REGION_HEALED: &str = "region-healed";
 pub const KIND_REGION_RESTORED: &str = "region-restored";
 pub const KIND_STOREFRONT_RESTARTED: &str = "storefront-restarted";
 pub const KIND_DATABASE_STARTED: &str = "database-started";
+/// Reprotect rebuilt a diverged old primary from a copy of the current one (`detail`: the copy's position
+/// and what was set aside).
+pub const KIND_REPROTECT_REBUILT: &str = "reprotect-rebuilt";
 
 impl Event {
     pub fn now(kind: &str) -> Self {

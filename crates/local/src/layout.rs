@@ -51,6 +51,14 @@ impl Layout {
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
+    /// Reports of the runbooks, one directory per run (the runbook crate's file report sink writes there).
+    pub fn reports_dir(&self) -> PathBuf {
+        self.runs_dir().join("reports")
+    }
+    /// Rebuild work files of a region (the copy being applied; a marker while a rebuild is unfinished).
+    pub fn rebuild_dir(&self, region: &str) -> PathBuf {
+        self.region_dir(region).join("rebuild")
+    }
     pub fn haproxy_dir(&self) -> PathBuf {
         self.root.join("haproxy")
     }

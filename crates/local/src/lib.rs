@@ -21,6 +21,7 @@ pub mod layout;
 pub mod mariadb;
 pub mod netns;
 pub mod process;
+pub mod rebuild;
 pub mod runtime;
 pub mod settings;
 pub mod supervisor;

@@ -394,6 +394,22 @@ impl DbAdmin {
         })
     }
 
+    /// `@@gtid_binlog_state`: the last GTID this server logged per domain and server (what divergence is
+    /// judged on; `gtid_binlog_pos` keeps only the last per domain and hides a fork).
+    pub async fn binlog_state(&self) -> Result<Vec<crate::rebuild::Gtid>> {
+        let mut conn = self.connect().await?;
+        let row = tokio::time::timeout(
+            Duration::from_secs(3),
+            sqlx::raw_sql("SELECT @@global.gtid_binlog_state AS state").fetch_one(&mut conn),
+        )
+        .await;
+        let _ = conn.close().await;
+        let row = row
+            .map_err(|_| self.err("reading gtid_binlog_state", "no answer within 3 s"))?
+            .map_err(|e| self.err("reading gtid_binlog_state", e))?;
+        crate::rebuild::parse_gtid_list(&cell(&row, "state").unwrap_or_default())
+    }
+
     pub async fn set_read_only(&self, on: bool) -> Result<()> {
         self.execute(
             &format!("SET GLOBAL read_only = {}", if on { "ON" } else { "OFF" }),

@@ -420,3 +420,141 @@ fn a_runtime_that_is_not_up_is_reported_as_such() {
     assert_eq!(err.exit_code(), lifeboat_contract::exit::UNAVAILABLE);
     assert!(err.to_string().contains("lifeboat local up"), "{err}");
 }
+
+/// The old primary commits transactions its replica never receives (replication stopped, as after a crash
+/// inside semi-sync's window or with async replication), then dies; after the failover the survivor takes
+/// writes. Failback — without `up` first: its preflight lets the stopped database through — must keep the
+/// old primary's own transactions in a file, rebuild it from the survivor, and lose none of the survivor's
+/// orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), 24_300);
+    let _down = DownOnDrop(settings.state_dir.clone());
+    let (rt, _) = Runtime::up(&settings).await.expect("local up");
+    let (p, s) = (
+        rt.primary_region().to_owned(),
+        rt.standby_region().to_owned(),
+    );
+    assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), p);
+    let (primary_db, standby_db) = (rt.db(&p).unwrap(), rt.db(&s).unwrap());
+    wait_for("the standby to replicate", Duration::from_secs(20), || async {
+        let (a, b) = (primary_db.status().await, standby_db.status().await);
+        matches!((a, b), (Ok(a), Ok(b)) if lifeboat_local::mariadb::gtid_covers(&b.gtid_slave_pos, &a.gtid_binlog_pos))
+    })
+    .await;
+
+    // The fork: the standby stops receiving; the primary commits on its own (semi-sync off so it does not
+    // wait for an acknowledgement that cannot come).
+    standby_db
+        .execute("STOP SLAVE", Duration::from_secs(10))
+        .await
+        .unwrap();
+    primary_db
+        .execute(
+            "SET GLOBAL rpl_semi_sync_master_enabled = OFF;
+             CREATE TABLE shop.divergence_probe (id INT PRIMARY KEY, note VARCHAR(40));
+             INSERT INTO shop.divergence_probe VALUES (1, 'only-in-the-old-primary'), (2, 'also-only-there');",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    rt.kill_database(&p).unwrap();
+
+    let dr = LocalDr::open(&settings.state_dir).unwrap();
+    run(&dr, RunKind::Failover, &p, &s).await;
+    for _ in 0..5 {
+        assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), s);
+    }
+    let orders = "SELECT CAST(COUNT(*) AS CHAR) FROM shop.orders";
+    let order_ids = "SELECT COALESCE(GROUP_CONCAT(id ORDER BY id), '') FROM shop.orders";
+    let survivor_ids = query_one(&rt.admin_db_url(&s).unwrap(), order_ids)
+        .await
+        .unwrap();
+    let survivor_count: usize = query_one(&rt.admin_db_url(&s).unwrap(), orders)
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(survivor_count >= 6, "{survivor_count} orders on {s}");
+
+    let report = run(&dr, RunKind::Failback, &s, &p).await;
+    let reprotect = report
+        .steps
+        .iter()
+        .find(|st| st.id == "reprotect")
+        .expect("a reprotect step");
+    let detail = serde_json::to_string(reprotect).unwrap();
+    assert!(
+        detail.contains("set aside") && detail.contains("rebuilt from a copy"),
+        "{detail}"
+    );
+
+    // What only the old primary had is in the saved files, readable and replayable.
+    let saved = rt
+        .layout()
+        .reports_dir()
+        .join(report.run_id.as_str())
+        .join(format!("set-aside-{p}.json"));
+    let summary: lifeboat_local::rebuild::SetAside =
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert!(summary.transactions >= 2, "{summary:?}");
+    assert_eq!(
+        summary.rows["shop.divergence_probe"]["insert"], 2,
+        "{summary:?}"
+    );
+    let sql = std::fs::read_to_string(&summary.sql_file).unwrap();
+    assert!(
+        sql.contains("divergence_probe"),
+        "the SQL file lacks the table"
+    );
+    let rows = std::fs::read_to_string(&summary.rows_file).unwrap();
+    assert!(
+        rows.contains("only-in-the-old-primary"),
+        "the rows file lacks the row"
+    );
+
+    // ... and not in the rebuilt server, now the primary again; every order of the survivor is there.
+    let probe = "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.tables WHERE table_name = 'divergence_probe'";
+    assert_eq!(
+        query_one(&rt.admin_db_url(&p).unwrap(), probe)
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        query_one(&rt.admin_db_url(&s).unwrap(), probe)
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    let rebuilt_ids = query_one(&rt.admin_db_url(&p).unwrap(), order_ids)
+        .await
+        .unwrap();
+    let rebuilt: std::collections::BTreeSet<&str> = rebuilt_ids.split(',').collect();
+    let missing: Vec<&str> = survivor_ids
+        .split(',')
+        .filter(|id| !rebuilt.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "orders of {s} missing on the rebuilt {p}: {missing:?}"
+    );
+    assert_eq!(rt.control().state().await.unwrap().active_region, p);
+    assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), p);
+    // Both directions replicate again: the survivor follows the rebuilt primary.
+    wait_for(
+        "the survivor to replicate the new order",
+        Duration::from_secs(20),
+        || async {
+            let (a, b) = (
+                query_one(&rt.admin_db_url(&p).unwrap(), orders).await,
+                query_one(&rt.admin_db_url(&s).unwrap(), orders).await,
+            );
+            a.is_some() && a == b
+        },
+    )
+    .await;
+    assert!(rt.status().await.region(&s).unwrap().replicating());
+    assert!(!rt.layout().rebuild_dir(&p).join("unfinished").exists());
+}

@@ -255,6 +255,7 @@ impl DrBackend for MemoryBackend {
                         fence_raised: Some(w.fence_raised),
                         dns_target: Some(w.traffic.clone()),
                         notes: Vec::new(),
+                        restartable: false,
                     }
                 })
                 .collect();

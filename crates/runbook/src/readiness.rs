@@ -99,6 +99,12 @@ pub struct RegionReadiness {
     pub dns_target: Option<String>,
     /// Anything the backend could not observe, and why.
     pub notes: Vec<String>,
+    /// What is wrong with the region is only stopped parts that re-protecting it starts again (a crashed
+    /// database server, a region whose processes were killed while its network is there). A failback's
+    /// preflight lets such a region through: its `reprotect` step restarts them, and the switchover
+    /// preflight after it checks the region in full.
+    #[serde(default)]
+    pub restartable: bool,
 }
 
 impl RegionReadiness {
@@ -123,6 +129,7 @@ impl RegionReadiness {
             fence_raised: None,
             dns_target: None,
             notes: vec![why.to_owned()],
+            restartable: false,
         }
     }
 }
@@ -286,20 +293,31 @@ pub fn assess(
             warnings,
         };
     };
+    let mut target_reasons = Vec::new();
     if !target.reachable {
-        reasons.push(format!("target region {to} is not reachable"));
+        target_reasons.push(format!("target region {to} is not reachable"));
     }
     if !target.storefront.is_healthy() {
-        reasons.push(format!(
+        target_reasons.push(format!(
             "storefront in {to} is {}",
             target.storefront.describe()
         ));
     }
     if !target.alarms_firing.is_empty() {
-        reasons.push(format!(
+        target_reasons.push(format!(
             "alarms firing in {to}: {}",
             target.alarms_firing.join(", ")
         ));
+    }
+    if kind == RunKind::Failback && target.restartable {
+        // Reprotect restarts what is stopped; the switchover preflight after it sees the region whole.
+        warnings.extend(
+            target_reasons
+                .into_iter()
+                .map(|r| format!("{r}: reprotect restarts it first")),
+        );
+    } else {
+        reasons.extend(target_reasons);
     }
     let source = readiness.region(from);
     match kind {
@@ -431,6 +449,7 @@ mod tests {
             fence_raised: Some(false),
             dns_target: Some("us-east-1".into()),
             notes: vec![],
+            restartable: false,
         }
     }
 
@@ -538,5 +557,58 @@ mod tests {
         assert!(v.ready, "{:?}", v.reasons);
         assert!(v.warnings[0].contains("re-protected first"));
         assert!(r.render_text().contains("detached"));
+    }
+
+    #[test]
+    fn failback_lets_a_stopped_region_through_only_when_reprotect_can_restart_it() {
+        let mut r = pair();
+        r.regions[1].role = RegionRole::Active;
+        r.regions[1].database.role = DatabaseRole::Writer;
+        // The crashed old primary: database down, storefront unhealthy because of it.
+        let down = &mut r.regions[0];
+        down.role = RegionRole::Passive;
+        down.reachable = false;
+        down.storefront = Health::Unhealthy("the database of us-east-1 is not running".into());
+        down.database = DatabaseReadiness {
+            role: DatabaseRole::Unknown,
+            replication_lag_ms: None,
+            replicating: None,
+        };
+        down.alarms_firing = vec!["database-down".into()];
+        let failback = |r: &Readiness| {
+            assess(
+                RunKind::Failback,
+                r,
+                "us-west-2",
+                "us-east-1",
+                &DrSettings::default(),
+            )
+        };
+        let v = failback(&r);
+        assert!(!v.ready, "a region nobody can restart must be refused");
+        assert!(
+            v.reasons.iter().any(|m| m.contains("not reachable")),
+            "{:?}",
+            v.reasons
+        );
+
+        r.regions[0].restartable = true;
+        let v = failback(&r);
+        assert!(v.ready, "{:?}", v.reasons);
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("database-down") && w.contains("reprotect restarts it")),
+            "{:?}",
+            v.warnings
+        );
+        // Only failback: a switchover or failover into that region is still refused.
+        for kind in [RunKind::Switchover, RunKind::Failover] {
+            let v = assess(kind, &r, "us-west-2", "us-east-1", &DrSettings::default());
+            assert!(!v.ready, "{kind:?} into a stopped region");
+        }
+        // Reprotect cannot fix the current primary being unreachable.
+        r.regions[1] = RegionReadiness::unreachable("us-west-2", "gone");
+        assert!(!failback(&r).ready);
     }
 }
