@@ -46,14 +46,38 @@ fn chart_markers(report: &Report) -> Vec<ChartMarker> {
     if let Some(Marker { label, at_s }) = &report.detection {
         markers.push((*at_s, label.clone(), "detection"));
     }
-    for run in &report.runbooks {
-        for step in &run.steps {
-            markers.push((
-                step.started_s,
-                format!("{}: {}", run.runbook, step.name),
-                "step",
-            ));
+    if report.transitions.is_empty() {
+        for run in &report.runbooks {
+            for step in &run.steps {
+                markers.push((
+                    step.started_s,
+                    format!("{}: {}", run.runbook, step.name),
+                    "step",
+                ));
+            }
         }
+    } else {
+        // A cycle has two runbooks per cycle: the chart marks the moves, the tables below list the steps.
+        markers.retain(|m| m.2 != "fault" || report.transitions.is_empty());
+        for t in &report.transitions {
+            markers.push((
+                t.started_s,
+                format!("cycle {}: {} ({})", t.cycle, t.kind, t.cause),
+                if t.kind == "failback" {
+                    "step"
+                } else {
+                    "fault"
+                },
+            ));
+            if let Some(at) = t.detected_s {
+                markers.push((
+                    at,
+                    format!("cycle {}: detected {} down", t.cycle, t.from),
+                    "detection",
+                ));
+            }
+        }
+        markers.retain(|m| m.2 != "detection" || m.1.starts_with("cycle "));
     }
     markers.sort_by(|a, b| a.0.total_cmp(&b.0));
     markers
@@ -334,6 +358,68 @@ pub fn render(report: &Report) -> String {
         );
     }
     h.push_str("</table>");
+
+    if !report.transitions.is_empty() {
+        h.push_str("<h2>Cycles</h2><table><tr><th>cycle</th><th>move</th><th>cause</th><th>from → to</th><th>start</th><th>detected</th><th>recovered</th><th>RTO</th><th>ledger after the cycle</th></tr>");
+        for t in &report.transitions {
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td class=\"num\">{:.2} s</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                t.cycle,
+                escape(&t.kind),
+                escape(&t.cause),
+                escape(&t.from),
+                escape(&t.to),
+                t.started_s,
+                secs(t.detected_s),
+                secs(t.recovered_s),
+                secs(t.rto_s),
+                t.ledger_check
+                    .as_ref()
+                    .map(|c| format!(
+                        "{} acknowledged, lost {}, duplicates {}, after fence {}",
+                        c.acknowledged, c.lost, c.duplicates, c.writes_accepted_after_fence
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+        h.push_str("</table>");
+        if let Some(soak) = &report.soak {
+            let _ = write!(
+                h,
+                "<p>Soak: {} of {} cycles, seed {}. RTO of the role changes: min {}, median {}, p90 {}, max {}. Moves: {}.</p>",
+                soak.cycles_completed,
+                soak.cycles_requested,
+                soak.seed,
+                secs(soak.rto_min_s),
+                secs(soak.rto_p50_s),
+                secs(soak.rto_p90_s),
+                secs(soak.rto_max_s),
+                escape(
+                    &soak
+                        .moves
+                        .iter()
+                        .map(|(m, n)| format!("{m} ×{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            );
+        }
+        if let Some(r) = report.replicating_at_end {
+            let _ = write!(
+                h,
+                "<p>Both regions replicating at the end: <b>{}</b>.</p>",
+                if r { "yes" } else { "no" }
+            );
+        }
+    }
+    if !report.set_aside.is_empty() {
+        h.push_str("<h2>Set aside by reprotect</h2><p>Transactions a returning old primary held that the surviving primary never had. They were saved before the server was rebuilt; review them and replay what should be kept (docs/orchestrator.md, \"Reprotect\").</p><ul>");
+        for f in &report.set_aside {
+            let _ = write!(h, "<li>{}</li>", escape(&f.summary));
+        }
+        h.push_str("</ul>");
+    }
 
     if !report.targets.is_empty() {
         h.push_str("<h2>Targets</h2><table><tr><th>target</th><th>limit</th><th>measured</th><th></th></tr>");

@@ -6,6 +6,7 @@
 //! (lost, duplicates, writes accepted after the fence, detection, RTO, write unavailability) go into
 //! `report.json` and a self-contained `report.html`.
 
+pub mod cycle;
 pub mod html;
 pub mod ledger;
 pub mod load;

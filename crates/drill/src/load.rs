@@ -144,6 +144,12 @@ impl Load {
         lock(&self.ledger).acks.len()
     }
 
+    /// The ledger so far (a copy), for a check while the load keeps running: every acknowledgement in it
+    /// was received before the copy was taken.
+    pub fn snapshot(&self) -> Ledger {
+        lock(&self.ledger).clone()
+    }
+
     /// Waits until every started checkout is acknowledged or given up, and returns the ledger.
     pub async fn finish(self) -> Ledger {
         // The scheduler waits for its checkouts itself; a panic in it would be a bug, and the ledger gathered

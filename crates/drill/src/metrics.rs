@@ -51,6 +51,21 @@ pub fn recovery_gap(ledger: &Ledger, fault_ms: UnixMs) -> Option<Gap> {
         .filter(|_| times.first().is_some_and(|&t| t <= fault_ms))
 }
 
+/// Like [`recovery_gap`] for one transition of several: the longest gap that ends after `from_ms` and no
+/// later than `until_ms`.
+pub fn recovery_gap_between(ledger: &Ledger, from_ms: UnixMs, until_ms: UnixMs) -> Option<Gap> {
+    let times = front_door_ack_times(ledger);
+    times
+        .windows(2)
+        .filter(|w| w[1] > from_ms && w[1] <= until_ms)
+        .map(|w| Gap {
+            from_ms: w[0],
+            to_ms: w[1],
+        })
+        .max_by_key(|g| g.to_ms - g.from_ms)
+        .filter(|_| times.first().is_some_and(|&t| t <= from_ms))
+}
+
 /// Total time writes were unavailable through the front door while load was offered: every gap between
 /// acknowledgements longer than [`UNAVAILABLE_GAP_MS`], plus the tail when the load ended without the
 /// service coming back. Returns the total in seconds and the gaps.

@@ -60,6 +60,80 @@ pub struct Report {
     pub notes: Vec<String>,
     pub timeline: Timeline,
     pub ledger_file: String,
+
+    /// `cycle` and `soak`: every role change (or restart) in order, each with its own figures. The
+    /// single-transition fields above then hold the first fault and the worst detection and RTO.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    /// Transactions reprotect found only on a returning old primary and set aside before rebuilding it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<SetAsideFile>,
+    /// `cycle` and `soak`: whether the standby replicated from the original primary, active again, at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicating_at_end: Option<bool>,
+    /// `soak`: what was asked and how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakFigures>,
+}
+
+/// One move of a cycle: the fault (or planned switchover) and what the platform did about it, or the
+/// failback to the original primary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// 1-based cycle number.
+    pub cycle: u32,
+    /// `failover`, `switchover`, `resumed-switchover`, `restart` or `failback`.
+    pub kind: String,
+    /// What started it (the fault, or `return of <region>`).
+    pub cause: String,
+    pub from: String,
+    pub to: String,
+    /// Seconds from the drill's start.
+    pub started_s: f64,
+    pub detected_s: Option<f64>,
+    /// When writes were back under the new epoch (`null`: never, while the drill watched).
+    pub recovered_s: Option<f64>,
+    pub epoch: Option<u64>,
+    /// Longest gap between front-door acknowledgements that ended in this transition's window.
+    pub rto_s: Option<f64>,
+    /// The ledger check after this transition's cycle: `None` until the cycle ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_check: Option<LedgerCheck>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The ledger against the current primary at one point of a soak.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCheck {
+    pub acknowledged: usize,
+    pub lost: usize,
+    pub duplicates: usize,
+    pub writes_accepted_after_fence: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetAsideFile {
+    pub region: String,
+    pub run_id: String,
+    pub sql_file: String,
+    pub transactions: usize,
+    pub rows: u64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakFigures {
+    pub cycles_requested: u32,
+    pub cycles_completed: u32,
+    pub seed: u64,
+    /// RTOs of every role change, in seconds: min, median, 90th percentile, max.
+    pub rto_min_s: Option<f64>,
+    pub rto_p50_s: Option<f64>,
+    pub rto_p90_s: Option<f64>,
+    pub rto_max_s: Option<f64>,
+    /// Count of each move in the sequence.
+    pub moves: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +228,46 @@ impl Report {
             failed = self.attempts_failed,
             ab = self.checkouts_abandoned,
         );
+        for t in &self.transitions {
+            out.push_str(&format!(
+                "  cycle {} {}: {} -> {} ({}), recovered {}, rto {}{}\n",
+                t.cycle,
+                t.kind,
+                t.from,
+                t.to,
+                t.cause,
+                secs(t.recovered_s),
+                secs(t.rto_s),
+                t.ledger_check
+                    .as_ref()
+                    .map(|c| format!(
+                        ", ledger {} acknowledged, lost {}, duplicates {}, after fence {}",
+                        c.acknowledged, c.lost, c.duplicates, c.writes_accepted_after_fence
+                    ))
+                    .unwrap_or_default()
+            ));
+        }
+        for f in &self.set_aside {
+            out.push_str(&format!("  set aside: {}\n", f.summary));
+        }
+        if let Some(s) = &self.soak {
+            out.push_str(&format!(
+                "  soak: {}/{} cycles, seed {}, rto min {} p50 {} p90 {} max {}\n",
+                s.cycles_completed,
+                s.cycles_requested,
+                s.seed,
+                secs(s.rto_min_s),
+                secs(s.rto_p50_s),
+                secs(s.rto_p90_s),
+                secs(s.rto_max_s)
+            ));
+        }
+        if let Some(r) = self.replicating_at_end {
+            out.push_str(&format!(
+                "  both regions replicating at the end: {}\n",
+                if r { "yes" } else { "NO" }
+            ));
+        }
         for t in &self.targets {
             out.push_str(&format!(
                 "  target {}: {} (limit {}, measured {})\n",

@@ -22,7 +22,7 @@ use std::time::Duration;
 /// How long the DR automation (or the switchover) gets to bring writes back before the drill gives up.
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Load keeps running at least this long after recovery, so the report sees service restored.
-const AFTER_RECOVERY: Duration = Duration::from_secs(2);
+pub(crate) const AFTER_RECOVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
@@ -83,21 +83,21 @@ impl DrillOutcome {
     }
 }
 
-fn progress(started_ms: UnixMs, message: &str) {
+pub(crate) fn progress(started_ms: UnixMs, message: &str) {
     eprintln!(
         "==> t+{:5.2} s  {message}",
         (now_ms() - started_ms) as f64 / 1000.0
     );
 }
 
-fn to_local_mode(r: Replication) -> ReplicationMode {
+pub(crate) fn to_local_mode(r: Replication) -> ReplicationMode {
     match r {
         Replication::SemiSync => ReplicationMode::SemiSync,
         Replication::Async => ReplicationMode::Async,
     }
 }
 
-fn from_local_mode(r: ReplicationMode) -> Replication {
+pub(crate) fn from_local_mode(r: ReplicationMode) -> Replication {
     match r {
         ReplicationMode::SemiSync => Replication::SemiSync,
         ReplicationMode::Async => Replication::Async,
@@ -122,7 +122,10 @@ pub async fn open_runtime(state_dir: &Path) -> Result<Runtime, DrillError> {
 }
 
 /// Switches the replication mode of the running pair (both servers, so either can be the primary).
-async fn set_replication(runtime: &Runtime, mode: Replication) -> Result<(), DrillError> {
+pub(crate) async fn set_replication(
+    runtime: &Runtime,
+    mode: Replication,
+) -> Result<(), DrillError> {
     let on = if mode == Replication::SemiSync {
         "ON"
     } else {
@@ -152,7 +155,7 @@ async fn set_replication(runtime: &Runtime, mode: Replication) -> Result<(), Dri
 }
 
 /// Records a setting change in `runtime.json`, where the supervisor and the DR backend read them.
-fn update_runtime_settings(
+pub(crate) fn update_runtime_settings(
     runtime: &Runtime,
     change: impl FnOnce(&mut lifeboat_local::LocalSettings),
 ) -> Result<(), DrillError> {
@@ -164,16 +167,20 @@ fn update_runtime_settings(
     Ok(())
 }
 
-/// Runs a whole drill. Progress goes to stderr; the report is written to `options.report_dir`.
-pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome, DrillError> {
-    let runtime = open_runtime(&env.state_dir).await?;
-    std::fs::create_dir_all(&options.report_dir).map_err(|e| {
-        DrillError::Usage(format!(
-            "--report: cannot create {}: {e}",
-            options.report_dir.display()
-        ))
-    })?;
+/// Who is primary before the drill, and the replication mode it runs with.
+pub(crate) struct Prepared {
+    pub primary: String,
+    pub standby: String,
+    pub epoch_before: u64,
+    pub replication: Replication,
+}
 
+/// The preflight every drill shares: no fence up, the standby replicating; then the replication mode asked
+/// for.
+pub(crate) async fn prepare(
+    options: &DrillOptions,
+    runtime: &Runtime,
+) -> Result<Prepared, DrillError> {
     // Preflight: who is primary, is everything there to break.
     let control = runtime
         .control()
@@ -203,12 +210,39 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
             eprintln!(
                 "==> switching replication to {wanted} for this drill (it stays so afterwards)"
             );
-            set_replication(&runtime, wanted).await?;
+            set_replication(runtime, wanted).await?;
             wanted
         }
         Some(wanted) => wanted,
         None => from_local_mode(runtime.settings().replication),
     };
+    Ok(Prepared {
+        primary,
+        standby,
+        epoch_before,
+        replication,
+    })
+}
+
+/// Runs a whole drill. Progress goes to stderr; the report is written to `options.report_dir`.
+pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome, DrillError> {
+    if options.scenario.is_cycle() {
+        return crate::cycle::run(options, env).await;
+    }
+    let runtime = open_runtime(&env.state_dir).await?;
+    std::fs::create_dir_all(&options.report_dir).map_err(|e| {
+        DrillError::Usage(format!(
+            "--report: cannot create {}: {e}",
+            options.report_dir.display()
+        ))
+    })?;
+
+    let Prepared {
+        primary,
+        standby,
+        epoch_before,
+        replication,
+    } = prepare(options, &runtime).await?;
 
     // Running a drill of a fault is the explicit decision automatic failover needs; the previous setting
     // comes back afterwards.
@@ -352,6 +386,10 @@ async fn drive(
             .map(|_| ())
             .map_err(DrillError::from),
         Scenario::Partition => runtime.isolate(primary).map_err(DrillError::from),
+        Scenario::Cycle | Scenario::Soak => Err(DrillError::Usage(format!(
+            "{} runs whole cycles, not one transition",
+            options.scenario
+        ))),
     };
     if let Err(e) = injected {
         load.stop_now();
@@ -575,7 +613,7 @@ async fn drive(
     let runbooks = runbook_runs(&run_events, t0);
     let fence =
         fence_instant(&run_events, fault_ms, epoch_after).filter(|_| epoch_after > epoch_before);
-    let verification = verify::check(&ledger, &stored, fence);
+    let verification = verify::check(&ledger, &stored, fence.as_slice());
 
     let detection = first_event(runtime, fault_ms, events::KIND_REGION_DOWN);
     let detection_s = detection
@@ -705,6 +743,10 @@ async fn drive(
             .join("ledger.jsonl")
             .display()
             .to_string(),
+        transitions: Vec::new(),
+        set_aside: Vec::new(),
+        replicating_at_end: None,
+        soak: None,
     };
     write_report(&report, &ledger, &options.report_dir)
 }
@@ -734,7 +776,7 @@ pub fn write_report(
 }
 
 /// The automation's last word after `since_ms`, when it did not end in success.
-fn automation_gave_up(runtime: &Runtime, since_ms: UnixMs) -> Option<Event> {
+pub(crate) fn automation_gave_up(runtime: &Runtime, since_ms: UnixMs) -> Option<Event> {
     let events = runtime
         .events()
         .read_since(u64::try_from(since_ms).unwrap_or(0))
@@ -749,7 +791,7 @@ fn automation_gave_up(runtime: &Runtime, since_ms: UnixMs) -> Option<Event> {
     failed.then_some(last)
 }
 
-fn first_event(runtime: &Runtime, since_ms: UnixMs, kind: &str) -> Option<Event> {
+pub(crate) fn first_event(runtime: &Runtime, since_ms: UnixMs, kind: &str) -> Option<Event> {
     runtime
         .events()
         .read_since(u64::try_from(since_ms).unwrap_or(0))
@@ -868,7 +910,7 @@ pub fn runbook_runs(events: &[Event], t0: UnixMs) -> Vec<RunbookRun> {
     runs
 }
 
-fn targets(
+pub(crate) fn targets(
     options: &DrillOptions,
     replication: Replication,
     v: &verify::Verification,
@@ -921,12 +963,23 @@ fn targets(
             }
             t.push(at_most("RTO", 5.0, rto_s));
         }
+        Scenario::Cycle | Scenario::Soak => {
+            if semi {
+                t.insert(0, count("lost (semi-sync)", v.lost.len()));
+            }
+            t.push(count(
+                "writes accepted after a fence",
+                v.accepted_after_fence.len(),
+            ));
+            // The worst role change of the cycle(s): a failover's or a failback's.
+            t.push(at_most("worst RTO", 5.0, rto_s));
+        }
     }
     t
 }
 
 /// UTC, to the millisecond: `2026-11-25T15:02:31.595Z`.
-fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     let now = time::OffsetDateTime::now_utc();
     let now = now
         .replace_nanosecond(now.millisecond() as u32 * 1_000_000)

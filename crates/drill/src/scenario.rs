@@ -18,11 +18,26 @@ pub enum Scenario {
     /// The primary region cut off from the front door, the control server and the standby, while a client
     /// inside it keeps writing to its storefront directly.
     Partition,
+    /// The whole DR cycle: a fault (`--fault`), the automated failover, the failed region's return,
+    /// reprotect and failback to it, under one load with one ledger.
+    Cycle,
+    /// `--cycles` cycles in a seeded random order (`--seed`): planned switchovers, database crashes, region
+    /// outages, partitions, storefront kills and `kill -9` of a running runbook finished by `lifeboat
+    /// resume`, each followed by the return to the original primary.
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Planned,
+        Scenario::DbCrash,
+        Scenario::RegionOutage,
+        Scenario::Partition,
+        Scenario::Cycle,
+        Scenario::Soak,
+    ];
+    /// The faults a `cycle` drill can start with.
+    pub const CYCLE_FAULTS: [Scenario; 3] = [
         Scenario::DbCrash,
         Scenario::RegionOutage,
         Scenario::Partition,
@@ -34,7 +49,14 @@ impl Scenario {
             Scenario::DbCrash => "db-crash",
             Scenario::RegionOutage => "region-outage",
             Scenario::Partition => "partition",
+            Scenario::Cycle => "cycle",
+            Scenario::Soak => "soak",
         }
+    }
+
+    /// Whether the drill runs whole cycles (there and back) rather than one transition.
+    pub fn is_cycle(self) -> bool {
+        matches!(self, Scenario::Cycle | Scenario::Soak)
     }
 
     /// Faults are recovered by the DR automation on its own; a planned drill runs the switchover itself.
@@ -48,6 +70,8 @@ impl Scenario {
             Scenario::DbCrash => "primary database killed (kill -9)",
             Scenario::RegionOutage => "primary region killed",
             Scenario::Partition => "primary region isolated",
+            Scenario::Cycle => "DR cycle started",
+            Scenario::Soak => "soak started",
         }
     }
 }
@@ -62,7 +86,9 @@ impl FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Scenario::ALL.into_iter().find(|sc| sc.name() == s).ok_or_else(|| {
-            format!("unknown scenario {s:?}: expected one of planned, db-crash, region-outage, partition")
+            format!(
+                "unknown scenario {s:?}: expected one of planned, db-crash, region-outage, partition, cycle, soak"
+            )
         })
     }
 }
@@ -118,11 +144,19 @@ pub struct DrillOptions {
     pub report_dir: PathBuf,
     /// `None`: keep the mode the runtime runs with.
     pub replication: Option<Replication>,
+    /// `cycle`: the fault the cycle starts with.
+    pub fault: Scenario,
+    /// `soak`: how many cycles.
+    pub cycles: u32,
+    /// `soak`: the seed of the random sequence (the same seed gives the same sequence of faults and delays).
+    pub seed: u64,
 }
 
 impl DrillOptions {
     pub const DEFAULT_RATE: f64 = 40.0;
     pub const DEFAULT_DURATION_S: f64 = 10.0;
+    pub const DEFAULT_CYCLES: u32 = 5;
+    pub const MAX_CYCLES: u32 = 500;
 
     /// Validates raw flag values; the error names the flag and what is accepted.
     pub fn new(
@@ -154,7 +188,55 @@ impl DrillOptions {
             duration_s,
             report_dir,
             replication,
+            fault: Scenario::DbCrash,
+            cycles: Self::DEFAULT_CYCLES,
+            seed: 1,
         })
+    }
+
+    /// The cycle flags: `--fault` (cycle only), `--cycles` and `--seed` (soak only). A flag given to a
+    /// scenario that does not read it is a usage error rather than silently ignored.
+    pub fn with_cycle_flags(
+        mut self,
+        fault: Option<&str>,
+        cycles: Option<u32>,
+        seed: Option<u64>,
+    ) -> Result<DrillOptions, String> {
+        if let Some(fault) = fault {
+            if self.scenario != Scenario::Cycle {
+                return Err(format!(
+                    "--fault: only the cycle scenario takes a fault, not {}",
+                    self.scenario
+                ));
+            }
+            let parsed: Scenario = fault.parse().map_err(|e| format!("--fault: {e}"))?;
+            if !Scenario::CYCLE_FAULTS.contains(&parsed) {
+                return Err(format!(
+                    "--fault: {fault:?} is not a fault a cycle starts with: expected db-crash, region-outage or partition"
+                ));
+            }
+            self.fault = parsed;
+        }
+        if (cycles.is_some() || seed.is_some()) && self.scenario != Scenario::Soak {
+            return Err(format!(
+                "--{}: only the soak scenario runs several cycles, not {}",
+                if cycles.is_some() { "cycles" } else { "seed" },
+                self.scenario
+            ));
+        }
+        if let Some(cycles) = cycles {
+            if !(1..=Self::MAX_CYCLES).contains(&cycles) {
+                return Err(format!(
+                    "--cycles: {cycles} is outside 1..={}",
+                    Self::MAX_CYCLES
+                ));
+            }
+            self.cycles = cycles;
+        }
+        if let Some(seed) = seed {
+            self.seed = seed;
+        }
+        Ok(self)
     }
 }
 
@@ -200,5 +282,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.replication, Some(Replication::Async));
+    }
+
+    #[test]
+    fn cycle_flags_belong_to_their_scenarios() {
+        let cycle = || DrillOptions::new("cycle", None, None, "r".into(), None).unwrap();
+        let soak = || DrillOptions::new("soak", None, None, "r".into(), None).unwrap();
+        assert_eq!(
+            cycle().with_cycle_flags(None, None, None).unwrap().fault,
+            Scenario::DbCrash
+        );
+        assert_eq!(
+            cycle()
+                .with_cycle_flags(Some("partition"), None, None)
+                .unwrap()
+                .fault,
+            Scenario::Partition
+        );
+        let o = soak().with_cycle_flags(None, Some(20), Some(7)).unwrap();
+        assert_eq!((o.cycles, o.seed), (20, 7));
+        for (o, fault, cycles, seed, flag) in [
+            (cycle(), Some("planned"), None, None, "--fault"),
+            (cycle(), Some("meteor"), None, None, "--fault"),
+            (soak(), Some("db-crash"), None, None, "--fault"),
+            (cycle(), None, Some(3), None, "--cycles"),
+            (cycle(), None, None, Some(3), "--seed"),
+            (soak(), None, Some(0), None, "--cycles"),
+        ] {
+            let err = o.with_cycle_flags(fault, cycles, seed).unwrap_err();
+            assert!(err.starts_with(flag), "{err}");
+        }
     }
 }

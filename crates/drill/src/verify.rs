@@ -45,7 +45,9 @@ impl Verification {
 }
 
 /// Checks the ledger against the orders found in the database for the ledger's keys.
-pub fn check(ledger: &Ledger, stored: &[StoredOrder], fence: Option<Fence>) -> Verification {
+/// `fences`: every fence of the run (a cycle has one per transition); an acknowledgement under an older
+/// epoch than any of them, to a request sent after it went up, is a violation.
+pub fn check(ledger: &Ledger, stored: &[StoredOrder], fences: &[Fence]) -> Verification {
     let mut by_key: HashMap<&str, Vec<&StoredOrder>> = HashMap::new();
     for order in stored {
         by_key
@@ -94,13 +96,13 @@ pub fn check(ledger: &Ledger, stored: &[StoredOrder], fence: Option<Fence>) -> V
                 }
             }
         }
-        if let Some(fence) = fence
-            && acks.iter().any(|a| {
+        if fences.iter().any(|fence| {
+            acks.iter().any(|a| {
                 a.epoch < fence.epoch
                     && a.accepted_no_earlier_than()
                         .is_some_and(|t| t > fence.at_ms)
             })
-        {
+        }) {
             v.accepted_after_fence.push(key.to_string());
         }
     }
@@ -218,10 +220,10 @@ mod tests {
         let v = check(
             &ledger,
             &db,
-            Some(Fence {
+            &[Fence {
                 epoch: 2,
                 at_ms: 150,
-            }),
+            }],
         );
         assert_eq!(v.acknowledged, 2);
         assert!(v.passed(), "{v:?}");
@@ -252,10 +254,10 @@ mod tests {
         let v = check(
             &ledger,
             &db,
-            Some(Fence {
+            &[Fence {
                 epoch: 2,
                 at_ms: 250,
-            }),
+            }],
         );
         assert_eq!(v.acknowledged, 5);
         assert_eq!(v.lost, ["lost", "replaced"]);
@@ -276,10 +278,10 @@ mod tests {
             check(
                 &ledger,
                 &db,
-                Some(Fence {
+                &[Fence {
                     epoch: 2,
                     at_ms: 250
-                })
+                }]
             )
             .passed()
         );
@@ -293,10 +295,10 @@ mod tests {
         replay.replayed = true;
         replay.written_ms = Some(100);
         let db = vec![stored("k", "o", vec![line(1, 1), line(2, 2)])];
-        let fence = Some(Fence {
+        let fence: &[Fence] = &[Fence {
             epoch: 2,
             at_ms: 250,
-        });
+        }];
         let ledger = Ledger {
             acks: vec![replay.clone()],
             ..Ledger::default()
@@ -318,7 +320,7 @@ mod tests {
             ..Ledger::default()
         };
         let db = vec![stored("k", "o1", vec![line(1, 1), line(2, 2)])];
-        let v = check(&ledger, &db, None);
+        let v = check(&ledger, &db, &[]);
         assert_eq!(v.duplicates, ["k"]);
         assert_eq!(v.lost, ["k"], "order o2 was acknowledged but is not stored");
     }

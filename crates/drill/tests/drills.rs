@@ -171,3 +171,128 @@ fn local_down_after_a_failed_drill_leaves_nothing_running() {
     );
     rt.down_and_check_clean();
 }
+
+/// Checks what every cycle drill must show: the ledger clean, home again, both regions replicating, each
+/// role change recovered, and the report saying so.
+fn assert_cycle_report(
+    out: &std::process::Output,
+    report: &serde_json::Value,
+    dir: &std::path::Path,
+) {
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}\n{report:#}",
+        text(out)
+    );
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    for key in [
+        "lost",
+        "duplicates",
+        "writes_accepted_after_fence",
+        "lines_mismatched",
+    ] {
+        assert_eq!(report[key], 0, "{key}:\n{report:#}");
+    }
+    assert_eq!(
+        report["primary_after"], report["primary_before"],
+        "the original primary is not active again:\n{report:#}"
+    );
+    assert_eq!(report["replicating_at_end"], true, "{report:#}");
+    let transitions = report["transitions"].as_array().expect("transitions");
+    for t in transitions {
+        assert!(t["recovered_s"].as_f64().is_some(), "not recovered: {t:#}");
+        if t["kind"] != "restart" {
+            assert!(t["epoch"].as_u64().is_some(), "no epoch: {t:#}");
+        }
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Cycles</h2>") && html.contains("<svg"));
+}
+
+#[test]
+fn a_full_cycle_after_a_database_crash_returns_home_without_loss() {
+    let rt = TestRuntime::up();
+    let (out, report, dir) = rt.drill(
+        "cycle",
+        &[
+            "--scenario",
+            "cycle",
+            "--fault",
+            "db-crash",
+            "--load",
+            LOAD,
+            "--duration",
+            "6",
+        ],
+    );
+    let report =
+        report.unwrap_or_else(|| panic!("no report.json in {}:\n{}", dir.display(), text(&out)));
+    assert_cycle_report(&out, &report, &dir);
+    let kinds: Vec<&str> = report["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["failover", "failback"], "{report:#}");
+    assert!(report["transitions"][0]["detected_s"].as_f64().is_some());
+    // Both moves are in the one ledger: acknowledged by both regions.
+    let by_region = report["acknowledged_by_region"].as_array().unwrap();
+    assert_eq!(by_region.len(), 2, "{report:#}");
+    // The last ledger check ran after the failback.
+    assert!(report["transitions"][1]["ledger_check"]["acknowledged"].as_u64() > Some(100));
+    rt.down_and_check_clean();
+}
+
+#[test]
+fn a_short_seeded_soak_passes_every_cycle() {
+    let rt = TestRuntime::up();
+    let (out, report, dir) = rt.drill(
+        "soak",
+        &[
+            "--scenario",
+            "soak",
+            "--cycles",
+            "5",
+            "--seed",
+            "3",
+            "--load",
+            LOAD,
+        ],
+    );
+    let report =
+        report.unwrap_or_else(|| panic!("no report.json in {}:\n{}", dir.display(), text(&out)));
+    assert_cycle_report(&out, &report, &dir);
+    assert_eq!(report["soak"]["cycles_completed"], 5, "{report:#}");
+    assert_eq!(report["soak"]["seed"], 3);
+    let moves: u64 = report["soak"]["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(moves, 5);
+    rt.down_and_check_clean();
+}
+
+#[test]
+fn cycle_flags_on_the_wrong_scenario_are_usage_errors() {
+    let rt = TestRuntime::configured("");
+    for (args, flag) in [
+        (
+            &["--scenario", "planned", "--fault", "db-crash"][..],
+            "--fault",
+        ),
+        (
+            &["--scenario", "cycle", "--fault", "planned"][..],
+            "--fault",
+        ),
+        (&["--scenario", "cycle", "--cycles", "3"][..], "--cycles"),
+    ] {
+        let (out, report, _) = rt.drill("bad", args);
+        assert_eq!(out.status.code(), Some(exit::USAGE), "{}", text(&out));
+        assert!(text(&out).contains(flag), "{}", text(&out));
+        assert!(report.is_none());
+    }
+}

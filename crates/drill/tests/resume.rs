@@ -126,7 +126,7 @@ fn a_switchover_killed_at_every_step_boundary_is_finished_by_resume() {
             fence.is_some(),
             "after {step}: no raise-fence step in the event log"
         );
-        let v = verify::check(&ledger, &stored, fence);
+        let v = verify::check(&ledger, &stored, fence.as_slice());
         assert!(v.acknowledged > 0, "after {step}: nothing was acknowledged");
         assert!(v.passed(), "after a kill at the end of {step}: {v:?}");
         let after_recovery = ledger.acks.iter().any(|a| a.region == after.active_region);

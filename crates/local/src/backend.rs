@@ -422,6 +422,12 @@ impl LocalBackend {
             .await
             .map_err(unavailable)?;
         let rebuilt = self.rejoin(ctx, &primary, &returning).await?;
+        // A region that was down gets its storefront back from the supervisor once its database runs; the
+        // switchover after this step needs it answering.
+        self.runtime
+            .wait_storefront(&ctx.to, Duration::from_secs(30))
+            .await
+            .map_err(|e| BackendError::not_yet(e.to_string()))?;
         // Back to waiting for the replica's acknowledgement (a failover turned that off).
         primary
             .execute(

@@ -45,6 +45,7 @@ pub const KIND_STEP_FAILED: &str = "step-failed";
 /// Fault injection through the runtime API.
 pub const KIND_DATABASE_KILLED: &str = "database-killed";
 pub const KIND_REGION_KILLED: &str = "region-killed";
+pub const KIND_STOREFRONT_KILLED: &str = "storefront-killed";
 pub const KIND_REGION_ISOLATED: &str = "region-isolated";
 pub const KIND_REGION_HEALED: &str = "region-healed";
 pub const KIND_REGION_RESTORED: &str = "region-restored";

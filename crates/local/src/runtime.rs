@@ -382,6 +382,32 @@ impl Runtime {
         Ok(pid)
     }
 
+    /// `kill -9` of the region's storefront (the supervisor restarts it). Returns its pid.
+    pub fn kill_storefront(&self, region: &str) -> Result<u32> {
+        self.region(region)?;
+        let pid = self.storefront_pid(region).ok_or_else(|| {
+            LocalError::Failed(format!("the storefront of {region} is not running"))
+        })?;
+        process::kill_now(pid)?;
+        self.events().record(
+            Event::now(events::KIND_STOREFRONT_KILLED)
+                .region(region)
+                .detail(format!("pid {pid}")),
+        );
+        Ok(pid)
+    }
+
+    /// Waits until the region's storefront answers `/health` (a restarted region's storefront comes back
+    /// through the supervisor, a moment after its database).
+    pub async fn wait_storefront(&self, region: &str, timeout: Duration) -> Result<()> {
+        wait_http_ok(
+            &format!("{}/health", self.storefront_url(region)?),
+            &format!("the storefront of {region}"),
+            timeout,
+        )
+        .await
+    }
+
     /// Kills every process of the region (`kill -9` of everything in its namespace) and marks the region
     /// out, so the supervisor restarts nothing there. Returns the pids killed.
     pub fn kill_region(&self, region: &str) -> Result<Vec<u32>> {

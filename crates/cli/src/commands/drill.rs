@@ -14,7 +14,8 @@ use crate::error::CliError;
 pub struct Args {
     /// What to break: planned (a switchover through the runbooks), db-crash (kill -9 of the primary
     /// database), region-outage (every process of the primary region killed), partition (the primary region
-    /// cut off while a client inside it keeps writing).
+    /// cut off while a client inside it keeps writing), cycle (a fault, the failover, the failed region's
+    /// return, reprotect and failback, under one load), soak (many cycles in a seeded random order).
     #[arg(
         long,
         value_name = "SCENARIO",
@@ -33,6 +34,16 @@ pub struct Args {
     /// Replication mode for this drill (switches the running pair; it stays so afterwards).
     #[arg(long, value_name = "MODE")]
     pub replication: Option<String>,
+    /// cycle: the fault the cycle starts with (db-crash, region-outage or partition; default db-crash).
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<String>,
+    /// soak: how many cycles (default 5).
+    #[arg(long, value_name = "N")]
+    pub cycles: Option<u32>,
+    /// soak: seed of the random sequence of moves and pauses (default 1); the same seed replays the same
+    /// sequence.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
 
     /// Internal: run only a load client against this storefront URL (used inside a region's namespace by the
     /// partition scenario).
@@ -51,6 +62,8 @@ Examples:
   lifeboat drill --scenario planned --load 200 --duration 15
   lifeboat drill --scenario db-crash --report drills/db-crash
   lifeboat drill --scenario partition --replication async
+  lifeboat drill --scenario cycle --fault region-outage --load 200
+  lifeboat drill --scenario soak --cycles 20 --seed 1 --load 100
 
 The runtime must be up (`lifeboat local up`). A fault drill allows automatic failover for its length.
 Exit codes: 0 verdict pass, 2 bad arguments, 4 the drill could not finish (no recovery),
@@ -85,6 +98,7 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         report_dir,
         args.replication.as_deref(),
     )
+    .and_then(|o| o.with_cycle_flags(args.fault.as_deref(), args.cycles, args.seed))
     .map_err(CliError::usage)?;
     let lifeboat_bin = std::env::current_exe().map_err(|e| {
         CliError::from_error(
