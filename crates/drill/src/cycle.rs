@@ -448,6 +448,15 @@ async fn move_away(
                 }
                 .map_err(|e| e.to_string())?;
                 let (at, epoch) = wait_for_roles(runtime, fault_ms, to, epoch0, None, true).await?;
+                // Writes are back before the automation's runbook ends (verify, notify and recording the
+                // active region come after); it holds the environment's lock until then.
+                let deadline = now_ms() + RECOVERY_TIMEOUT.as_millis() as i64;
+                while first_event(runtime, fault_ms, events::KIND_AUTOMATION_FINISHED).is_none() {
+                    if now_ms() > deadline {
+                        return Err("the DR automation's runbook did not finish".into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 Ok((at, Some(epoch)))
             }
             Move::StorefrontKill => {

@@ -51,6 +51,11 @@ impl Layout {
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
+    /// The database users' passwords (mode 0600): kept by `down` with the data they open, so the next `up`
+    /// can start the same databases again.
+    pub fn credentials_json(&self) -> PathBuf {
+        self.root.join("credentials.json")
+    }
     /// Reports of the runbooks, one directory per run (the runbook crate's file report sink writes there).
     pub fn reports_dir(&self) -> PathBuf {
         self.runs_dir().join("reports")

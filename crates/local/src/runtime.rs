@@ -615,12 +615,48 @@ impl Runtime {
     /// Brings the runtime up, or finds it up. On an existing runtime it restarts a missing supervisor or
     /// front door (never a database: a database that is down is a fault the orchestrator deals with).
     /// If a fresh start fails, everything started so far is taken down again.
+    ///
+    /// A fresh start reuses what a previous runtime left in the state directory (`down` keeps it): the
+    /// databases, their passwords, the control state (active region, epoch) and the runbook journals, so
+    /// `down` + `up` never loses the shop's data. [`Runtime::up_fresh`] deletes them first.
     pub async fn up(settings: &LocalSettings) -> Result<(Runtime, UpOutcome)> {
+        Self::up_with(settings, false).await
+    }
+
+    /// Like [`Runtime::up`], but a runtime that is not running starts from empty databases: the data,
+    /// control state, journals and reports of a previous runtime are deleted. A running runtime is refused
+    /// (take it down first), so this never deletes what is serving.
+    pub async fn up_fresh(settings: &LocalSettings) -> Result<(Runtime, UpOutcome)> {
+        Self::up_with(settings, true).await
+    }
+
+    /// What a fresh start with `up_fresh` deletes, for the confirmation a caller asks.
+    pub fn kept_state(settings: &LocalSettings) -> Result<Vec<PathBuf>> {
+        let layout = Layout::new(&settings.state_dir)?;
+        Ok([
+            layout.root().join("regions"),
+            layout.runs_dir(),
+            layout.control_json(),
+            layout.credentials_json(),
+        ]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect())
+    }
+
+    async fn up_with(settings: &LocalSettings, fresh: bool) -> Result<(Runtime, UpOutcome)> {
         settings.validate()?;
         check_prerequisites()?;
         let layout = Layout::new(&settings.state_dir)?;
         match Self::open(&settings.state_dir) {
             Ok(existing) if existing.info.phase == Phase::Up => {
+                if fresh {
+                    return Err(LocalError::Usage(format!(
+                        "the local runtime in {} is running: `--fresh` deletes its databases, so take it down \
+                         first (`lifeboat local down`)",
+                        layout.root().display()
+                    )));
+                }
                 let outcome = existing.ensure_running().await?;
                 return Ok((existing, outcome));
             }
@@ -633,23 +669,42 @@ impl Runtime {
         }
         let storefront_bin = resolve_storefront_bin(settings)?;
         let lifeboat_bin = resolve_lifeboat_bin(settings)?;
-        // A fresh start: old data, logs and runs go (a `down` keeps them for inspection until now).
-        for dir in [
-            layout.root().join("regions"),
-            layout.haproxy_dir(),
-            layout.runs_dir(),
-        ] {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| LocalError::io("clearing an old runtime", &dir, e))?;
+        // What a previous runtime left: its databases (with their passwords) and control state are started
+        // again unless a fresh start was asked for; half of it (a region's data without the passwords) is
+        // not enough to start from.
+        let credentials = std::fs::read(layout.credentials_json())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Credentials>(&b).ok());
+        let data_kept = [&settings.primary_region, &settings.standby_region]
+            .iter()
+            .all(|r| layout.mariadb_data(r).join("mysql").is_dir());
+        let control_kept = std::fs::read(layout.control_json())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ControlState>(&b).ok());
+        let reuse = match (fresh, credentials, control_kept) {
+            (false, Some(credentials), Some(control)) if data_kept => Some((credentials, control)),
+            _ => None,
+        };
+        if reuse.is_none() {
+            for dir in [layout.root().join("regions"), layout.runs_dir()] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| LocalError::io("clearing an old runtime", &dir, e))?;
+                }
+            }
+            for file in [
+                layout.control_json(),
+                layout.credentials_json(),
+                layout.events_log(),
+                layout.notifications_log(),
+            ] {
+                let _ = std::fs::remove_file(file);
             }
         }
-        for file in [
-            layout.control_json(),
-            layout.events_log(),
-            layout.notifications_log(),
-        ] {
-            let _ = std::fs::remove_file(file);
+        if layout.haproxy_dir().exists() {
+            let dir = layout.haproxy_dir();
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| LocalError::io("clearing an old front door", &dir, e))?;
         }
         ensure_dir(layout.root())?;
         let id = runtime_id(layout.root());
@@ -684,22 +739,34 @@ impl Runtime {
                 bridge,
                 network: None,
                 regions,
-                credentials: Credentials::generate(),
+                credentials: reuse
+                    .as_ref()
+                    .map(|(c, _)| c.clone())
+                    .unwrap_or_else(Credentials::generate),
                 storefront_bin,
                 lifeboat_bin,
                 started_at_ms: events::now_ms(),
             },
         };
         runtime.save()?;
-        match runtime.start_fresh().await {
-            Ok(()) => {
+        crate::layout::write_atomic(
+            &runtime.layout.credentials_json(),
+            &serde_json::to_vec_pretty(&runtime.info.credentials)
+                .map_err(|e| LocalError::Failed(format!("encoding credentials: {e}")))?,
+        )?;
+        set_mode(&runtime.layout.credentials_json(), 0o600)?;
+        let kept = reuse.map(|(_, control)| control);
+        match runtime.start_fresh(kept.as_ref()).await {
+            Ok(notes) => {
                 runtime.info.phase = Phase::Up;
                 runtime.save()?;
                 runtime
                     .events()
                     .record(Event::now(events::KIND_RUNTIME_UP).detail(format!(
                         "active {}, replication {}",
-                        settings.primary_region,
+                        kept.as_ref().map_or(settings.primary_region.as_str(), |c| {
+                            c.active_region.as_str()
+                        }),
                         settings.replication.as_str()
                     )));
                 Ok((
@@ -707,7 +774,7 @@ impl Runtime {
                     UpOutcome {
                         already_up: false,
                         restarted: Vec::new(),
-                        notes: Vec::new(),
+                        notes,
                     },
                 ))
             }
@@ -718,7 +785,11 @@ impl Runtime {
         }
     }
 
-    async fn start_fresh(&mut self) -> Result<()> {
+    /// Starts both regions. `kept`: the control state of a previous runtime whose databases are started
+    /// again (its active region becomes the writer unless its fence is up, the other its replica); `None`:
+    /// new databases. Returns notes for the operator.
+    async fn start_fresh(&mut self, kept: Option<&ControlState>) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
         let network = netns::create_bridge(&self.info.bridge)?;
         for (i, region) in self.info.regions.iter_mut().enumerate() {
             region.link.ip = format!("{}.{}", network.subnet, i + 2);
@@ -748,23 +819,53 @@ impl Runtime {
             mariadb::wait_ready(&socket, &region.name, Duration::from_secs(60)).await?;
             mariadb::create_users(&socket, &region.name, &self.info.credentials).await?;
         }
-        let primary = self.db(&self.info.settings.primary_region)?;
-        let standby = self.db(&self.info.settings.standby_region)?;
-        primary.set_read_only(false).await?;
-        standby
-            .replicate_from(&primary, &self.info.credentials)
+        let (active, fence_up) = match kept {
+            Some(control) => {
+                self.region(&control.active_region).map_err(|_| {
+                    LocalError::Failed(format!(
+                        "{} names {} as the active region, which is not one of this runtime's regions: start \
+                         from empty databases with `lifeboat local up --fresh`, or restore the regions in the \
+                         configuration",
+                        self.layout.control_json().display(),
+                        control.active_region
+                    ))
+                })?;
+                notes.push(format!(
+                    "kept the databases of the previous runtime: {} active under epoch {}",
+                    control.active_region, control.epoch
+                ));
+                (control.active_region.clone(), control.fence_raised)
+            }
+            None => (self.info.settings.primary_region.clone(), false),
+        };
+        let passive = self.other_region(&active)?.name.clone();
+        let writer = self.db(&active)?;
+        let replica = self.db(&passive)?;
+        if fence_up {
+            notes.push(format!(
+                "the write fence is up (a runbook stopped half-way): {active} stays read-only until `lifeboat \
+                 resume --target local` finishes that runbook"
+            ));
+        } else {
+            writer.set_read_only(false).await?;
+        }
+        // With kept data the replica continues after exactly what it holds; a history that diverged shows as a
+        // replication error in `local status`, and `lifeboat reprotect`/`failback` repairs it.
+        replica
+            .replicate_from(&writer, &self.info.credentials)
             .await?;
-        primary.create_database().await?;
-
-        crate::control::save(
-            &self.layout.control_json(),
-            &ControlState {
-                active_region: self.info.settings.primary_region.clone(),
-                epoch: 0,
-                fence_raised: false,
-                lease_ms: u64::from(self.info.settings.lease_ms),
-            },
-        )?;
+        if kept.is_none() {
+            writer.create_database().await?;
+            crate::control::save(
+                &self.layout.control_json(),
+                &ControlState {
+                    active_region: active.clone(),
+                    epoch: 0,
+                    fence_raised: false,
+                    lease_ms: u64::from(self.info.settings.lease_ms),
+                },
+            )?;
+        }
         self.start_supervisor()?;
         wait_http_ok(
             &format!("{}/health", self.control_url()),
@@ -773,33 +874,38 @@ impl Runtime {
         )
         .await?;
 
-        // The primary's storefront creates the schema; the standby's finds it through replication.
-        let (p, s) = (
-            self.info.settings.primary_region.clone(),
-            self.info.settings.standby_region.clone(),
-        );
-        self.start_storefront(&p)?;
+        // The active region's storefront creates the schema on new databases; the passive one finds it
+        // through replication.
+        self.start_storefront(&active)?;
+        let ready = if fence_up {
+            format!("{}/health", self.storefront_url(&active)?)
+        } else {
+            format!(
+                "{}/health/deep?expect=active",
+                self.storefront_url(&active)?
+            )
+        };
         wait_http_ok(
-            &format!("{}/health/deep?expect=active", self.storefront_url(&p)?),
-            &format!("the storefront of {p}"),
+            &ready,
+            &format!("the storefront of {active}"),
             Duration::from_secs(60),
         )
         .await?;
-        self.start_storefront(&s)?;
+        self.start_storefront(&passive)?;
         wait_http_ok(
-            &format!("{}/health", self.storefront_url(&s)?),
-            &format!("the storefront of {s}"),
+            &format!("{}/health", self.storefront_url(&passive)?),
+            &format!("the storefront of {passive}"),
             Duration::from_secs(60),
         )
         .await?;
-        self.start_front_door(&p)?;
+        self.start_front_door(&active)?;
         wait_http_ok(
             &format!("{}/health", self.front_door_url()),
             "the front door",
             Duration::from_secs(20),
         )
         .await?;
-        Ok(())
+        Ok(notes)
     }
 
     async fn ensure_running(&self) -> Result<UpOutcome> {
@@ -858,8 +964,9 @@ impl Runtime {
         Ok(outcome)
     }
 
-    /// Stops every process of the runtime in `state_dir`, removes its namespaces, links and bridge. Data and
-    /// logs stay for inspection (the next `up` clears them). Nothing to do is a success.
+    /// Stops every process of the runtime in `state_dir`, removes its namespaces, links and bridge. Data,
+    /// passwords, control state and logs stay: the next `up` starts the same databases again (`up --fresh`
+    /// deletes them). Nothing to do is a success.
     pub async fn down(state_dir: &Path) -> Result<DownReport> {
         let runtime = match Self::open(state_dir) {
             Ok(r) => r,

@@ -558,3 +558,80 @@ async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
     assert!(rt.status().await.region(&s).unwrap().replicating());
     assert!(!rt.layout().rebuild_dir(&p).join("unfinished").exists());
 }
+
+/// `down` + `up` starts the same databases again, in the roles they had; only `up_fresh` (`local up --fresh`)
+/// starts from empty ones, and it refuses a runtime that is running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn down_and_up_keep_the_data_and_roles_and_only_fresh_deletes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), 24_400);
+    let _down = DownOnDrop(settings.state_dir.clone());
+    let (rt, _) = Runtime::up(&settings).await.expect("local up");
+    let (p, s) = (
+        rt.primary_region().to_owned(),
+        rt.standby_region().to_owned(),
+    );
+    let dr = LocalDr::open(&settings.state_dir).unwrap();
+    run(&dr, RunKind::Switchover, &p, &s).await;
+    for _ in 0..3 {
+        assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), s);
+    }
+    let orders = "SELECT CAST(COUNT(*) AS CHAR) FROM shop.orders";
+    let before = query_one(&rt.admin_db_url(&s).unwrap(), orders)
+        .await
+        .unwrap();
+    let epoch = rt.control().state().await.unwrap().epoch;
+    assert!(
+        Runtime::up_fresh(&settings).await.is_err(),
+        "a fresh start must refuse a running runtime"
+    );
+
+    Runtime::down(&settings.state_dir)
+        .await
+        .expect("local down");
+    let (rt, outcome) = Runtime::up(&settings).await.expect("local up again");
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n.contains("kept the databases")),
+        "{outcome:?}"
+    );
+    let state = rt.control().state().await.unwrap();
+    assert_eq!(
+        (state.active_region.as_str(), state.epoch),
+        (s.as_str(), epoch)
+    );
+    // Nothing older than this runtime is lost, and the kept pair replicates in its kept direction.
+    let after = query_one(&rt.admin_db_url(&s).unwrap(), orders)
+        .await
+        .unwrap();
+    assert!(after.parse::<u64>().unwrap() >= before.parse::<u64>().unwrap());
+    assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), s);
+    wait_for(
+        "the kept standby to replicate",
+        Duration::from_secs(20),
+        || async {
+            rt.status()
+                .await
+                .region(&p)
+                .is_some_and(|r| r.replicating())
+        },
+    )
+    .await;
+
+    Runtime::down(&settings.state_dir)
+        .await
+        .expect("local down");
+    let (rt, _) = Runtime::up_fresh(&settings)
+        .await
+        .expect("local up --fresh");
+    let state = rt.control().state().await.unwrap();
+    assert_eq!((state.active_region.as_str(), state.epoch), (p.as_str(), 0));
+    assert_eq!(
+        query_one(&rt.admin_db_url(&p).unwrap(), orders)
+            .await
+            .as_deref(),
+        Some("0")
+    );
+}

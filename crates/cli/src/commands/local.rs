@@ -30,8 +30,8 @@ pub enum LocalCommand {
     /// Start both regions (databases, replication, storefronts), the front door and the supervisor; or
     /// find them running.
     Up(UpArgs),
-    /// Stop every process of the runtime and remove its namespaces and links (data and logs stay until
-    /// the next `up`).
+    /// Stop every process of the runtime and remove its namespaces and links. The databases, control state
+    /// and logs stay: the next `up` starts them again (`up --fresh` deletes them).
     Down,
     /// Show both regions, replication, the front door and the control state.
     Status,
@@ -55,6 +55,48 @@ pub struct UpArgs {
     /// Never fail over automatically; only switchovers (no data loss) are automated.
     #[arg(long)]
     pub no_automatic_failover: bool,
+    /// Start from empty databases: deletes both regions' databases, the control state and the runbook
+    /// journals and reports a previous runtime left (without it, `up` starts them again). Asks first.
+    #[arg(long)]
+    pub fresh: bool,
+    /// With --fresh: do not ask (needed when stdin is not a terminal).
+    #[arg(long, requires = "fresh")]
+    pub yes: bool,
+}
+
+/// Asks before `up --fresh` deletes what a previous runtime left; nothing to delete needs no question.
+fn confirm_fresh(settings: &LocalSettings, yes: bool) -> Result<(), CliError> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let doomed = Runtime::kept_state(settings).map_err(local_error)?;
+    if doomed.is_empty() || yes {
+        return Ok(());
+    }
+    let list = doomed
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::refused(format!(
+            "`local up --fresh` deletes {list} and stdin is not a terminal: pass --yes to confirm"
+        )));
+    }
+    eprint!(
+        "`local up --fresh` deletes both regions' databases and the runbook history: {list}. Proceed? [y/N] "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::internal(format!("cannot read the confirmation: {e}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::refused(
+            "`local up --fresh` not confirmed; nothing was deleted",
+        ))
+    }
 }
 
 fn local_error(e: LocalError) -> CliError {
@@ -90,7 +132,15 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
                 "starting the local runtime in {}/local ...",
                 settings.state_dir.display()
             );
-            let (runtime, outcome) = rt.block_on(Runtime::up(&settings)).map_err(local_error)?;
+            if up.fresh {
+                confirm_fresh(&settings, up.yes)?;
+            }
+            let started = if up.fresh {
+                rt.block_on(Runtime::up_fresh(&settings))
+            } else {
+                rt.block_on(Runtime::up(&settings))
+            };
+            let (runtime, outcome) = started.map_err(local_error)?;
             let status = rt.block_on(runtime.status());
             if ctx.json {
                 let out = serde_json::json!({ "up": outcome, "status": status });
