@@ -142,7 +142,7 @@ impl AwsBackend {
         if in_place {
             return Ok(false);
         }
-        let fence = if fence_raised { "raised" } else { "lowered" };
+        let fence = lifeboat_contract::control::fence::word(fence_raised);
         if fence_raised {
             self.put_param(region, &self.topology.ssm_fence(), fence)
                 .await?;
@@ -192,7 +192,7 @@ impl AwsBackend {
                 .expression_attribute_values(":epoch", AttributeValue::N(epoch.to_string()))
                 .expression_attribute_values(
                     ":fence",
-                    AttributeValue::S(if fence_raised { "raised" } else { "lowered" }.into()),
+                    AttributeValue::S(lifeboat_contract::control::fence::word(fence_raised).into()),
                 )
                 .expression_attribute_values(
                     ":at",

@@ -105,7 +105,10 @@ async fn read_items(
             Some(ControlTruth {
                 active_region: text(item::ACTIVE_REGION)?,
                 epoch: i.get(item::EPOCH)?.as_n().ok()?.parse().ok()?,
-                fence_raised: text(item::FENCE).as_deref() == Some("raised"),
+                fence_raised: text(item::FENCE)
+                    .as_deref()
+                    .and_then(lifeboat_contract::control::fence::parse)
+                    .unwrap_or(false),
             })
         })
         .collect())
@@ -150,12 +153,7 @@ pub async fn seed(
             (
                 topology.ssm_fence(),
                 params.fence_raised.is_none(),
-                if truth.fence_raised {
-                    "raised"
-                } else {
-                    "lowered"
-                }
-                .to_owned(),
+                lifeboat_contract::control::fence::word(truth.fence_raised).to_owned(),
             ),
         ];
         for (name, missing, value) in wanted {
@@ -219,14 +217,7 @@ async fn create_item(
         .item(item::EPOCH, AttributeValue::N(truth.epoch.to_string()))
         .item(
             item::FENCE,
-            AttributeValue::S(
-                if truth.fence_raised {
-                    "raised"
-                } else {
-                    "lowered"
-                }
-                .into(),
-            ),
+            AttributeValue::S(lifeboat_contract::control::fence::word(truth.fence_raised).into()),
         )
         .item(
             item::UPDATED_AT,

@@ -54,10 +54,9 @@ pub async fn control_params(
                     .push(format!("{name} holds {value:?}, not a whole number")),
             }
         } else if name == fence {
-            match value {
-                "raised" => params.fence_raised = Some(true),
-                "lowered" => params.fence_raised = Some(false),
-                _ => params
+            match lifeboat_contract::control::fence::parse(value) {
+                Some(raised) => params.fence_raised = Some(raised),
+                None => params
                     .problems
                     .push(format!("{name} holds {value:?}, not raised or lowered")),
             }

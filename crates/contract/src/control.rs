@@ -47,6 +47,26 @@ pub mod item {
     pub const UPDATED_AT: &str = "updated_at";
 }
 
+/// How the write fence is spelled in the SSM fence parameter and the control items' [`item::FENCE`]
+/// attribute: written by the runbooks and `deploy`, read by the storefronts and readiness.
+pub mod fence {
+    pub const RAISED: &str = "raised";
+    pub const LOWERED: &str = "lowered";
+
+    pub fn word(raised: bool) -> &'static str {
+        if raised { RAISED } else { LOWERED }
+    }
+
+    /// `None` for anything but the two words.
+    pub fn parse(word: &str) -> Option<bool> {
+        match word {
+            RAISED => Some(true),
+            LOWERED => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// The state a reader acts on, from control states published for either region and read from any replica:
 /// the one with the newest epoch. At equal epochs a raised fence wins (a run is between raising and lowering
 /// it). A region whose own item still says "active" after the other region moved on to a newer epoch is

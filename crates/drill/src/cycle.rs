@@ -238,6 +238,25 @@ async fn wait_for_roles(
     ))
 }
 
+/// Whether the supervisor's automation has no attempt under way: its last event since `since_ms` ends an
+/// attempt (finished or declined).
+fn automation_settled(runtime: &Runtime, since_ms: UnixMs) -> bool {
+    let last = runtime
+        .events()
+        .read_since(u64::try_from(since_ms).unwrap_or(0))
+        .unwrap_or_default()
+        .into_iter()
+        .rfind(|e| {
+            [
+                events::KIND_AUTOMATION_STARTED,
+                events::KIND_AUTOMATION_FINISHED,
+                events::KIND_AUTOMATION_DECLINED,
+            ]
+            .contains(&e.kind.as_str())
+        });
+    last.is_some_and(|e| e.kind != events::KIND_AUTOMATION_STARTED)
+}
+
 /// Lets a command that already did its work finish (it writes its report after the last step).
 async fn finish(child: &mut tokio::process::Child, log: &Path) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(60), child.wait()).await {
@@ -448,10 +467,12 @@ async fn move_away(
                 }
                 .map_err(|e| e.to_string())?;
                 let (at, epoch) = wait_for_roles(runtime, fault_ms, to, epoch0, None, true).await?;
+                // The fault is dealt with: from here on only the runbooks the drill starts move roles.
+                set_automatic(runtime, false).map_err(|e| e.to_string())?;
                 // Writes are back before the automation's runbook ends (verify, notify and recording the
                 // active region come after); it holds the environment's lock until then.
                 let deadline = now_ms() + RECOVERY_TIMEOUT.as_millis() as i64;
-                while first_event(runtime, fault_ms, events::KIND_AUTOMATION_FINISHED).is_none() {
+                while !automation_settled(runtime, fault_ms) {
                     if now_ms() > deadline {
                         return Err("the DR automation's runbook did not finish".into());
                     }
@@ -575,32 +596,57 @@ async fn come_back(
         cx.t0,
         &format!("cycle {cycle}: {home} back; `lifeboat failback --target local`"),
     );
-    let log = cx.log(cycle, "failback");
-    let spawned = lifeboat(cx.env, &["failback", "--target", "local", "--yes"], &log)
-        .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())));
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return (transition, Err(e.to_string())),
-    };
-    let waited = wait_for_roles(
-        runtime,
-        started,
-        home,
-        epoch0,
-        Some((&mut child, &log)),
-        false,
-    )
-    .await;
-    let (at, epoch) = match waited {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = child.kill().await;
-            return (transition, Err(format!("failback to {home}: {e}")));
+    let deadline = started + RECOVERY_TIMEOUT.as_millis() as i64;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let log = cx.log(cycle, &format!("failback-{attempt}"));
+        let spawned = lifeboat(cx.env, &["failback", "--target", "local", "--yes"], &log)
+            .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())));
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => return (transition, Err(e.to_string())),
+        };
+        let remaining = Duration::from_millis((deadline - now_ms()).max(1000) as u64);
+        let status = match tokio::time::timeout(remaining, child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => return (transition, Err(format!("`lifeboat failback`: {e}"))),
+            Err(_) => {
+                let _ = child.kill().await;
+                return (
+                    transition,
+                    Err(format!(
+                        "`lifeboat failback` did not finish within {} s (log {})",
+                        RECOVERY_TIMEOUT.as_secs(),
+                        log.display()
+                    )),
+                );
+            }
+        };
+        if status.success() {
+            break;
         }
-    };
-    if let Err(e) = finish(&mut child, &log).await {
-        transition.note = format!("`lifeboat failback` {e}");
+        // A run still holding the environment (the automation finishing its own) is worth waiting for;
+        // anything else is the answer.
+        if status.code() == Some(lifeboat_contract::exit::LOCKED) && now_ms() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        return (
+            transition,
+            Err(format!(
+                "`lifeboat failback` exited with {status}: {} (log {})",
+                log_tail(&log),
+                log.display()
+            )),
+        );
     }
+    // The failback ended with its own verify step (a checkout served by `home`); the control state says
+    // under which epoch.
+    let (at, epoch) = match wait_for_roles(runtime, started, home, epoch0, None, false).await {
+        Ok(v) => v,
+        Err(e) => return (transition, Err(format!("failback to {home}: {e}"))),
+    };
     transition.recovered_s = Some(cx.secs(at));
     transition.epoch = Some(epoch);
     progress(
@@ -647,12 +693,16 @@ async fn ledger_check(
     ledger: &Ledger,
     fences: &[Fence],
 ) -> Result<(verify::Verification, String), String> {
-    let state = cx
-        .runtime
-        .control()
-        .state()
-        .await
-        .map_err(|e| e.to_string())?;
+    // The control server shares two cores with a full load: a slow answer is retried, not a verdict.
+    let mut state = cx.runtime.control().state().await;
+    for _ in 0..20 {
+        if state.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        state = cx.runtime.control().state().await;
+    }
+    let state = state.map_err(|e| e.to_string())?;
     let url = cx
         .runtime
         .admin_db_url(&state.active_region)

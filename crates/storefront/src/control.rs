@@ -239,10 +239,11 @@ impl ControlSource for SsmControl {
                     format!("{} is {epoch_text:?}, not an integer", names[1]),
                 )
             })?;
-            let fence_raised = match value(&names[2])?.trim() {
-                "raised" => true,
-                "lowered" => false,
-                other => {
+            let fence_word = value(&names[2])?;
+            let fence_raised = match lifeboat_contract::control::fence::parse(fence_word.trim()) {
+                Some(raised) => raised,
+                None => {
+                    let other = fence_word.trim();
                     return Err(ControlError::new(
                         &name,
                         format!("{} is {other:?}, expected raised or lowered", names[2]),
@@ -330,11 +331,7 @@ impl DynamoControl {
                 Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
                 _ => None,
             };
-            let fence = match text(item::FENCE) {
-                Some("raised") => Some(true),
-                Some("lowered") => Some(false),
-                _ => None,
-            };
+            let fence = text(item::FENCE).and_then(lifeboat_contract::control::fence::parse);
             match (text(item::ACTIVE_REGION), epoch, fence) {
                 (Some(active), Some(epoch), Some(fence_raised)) => states.push(ControlState {
                     active_region: active.to_owned(),
