@@ -1,4 +1,5 @@
-//! Terminal output: optional colour and aligned tables.
+//! Terminal output: optional colour, aligned tables, and the confirmation questions, which never wait for an
+//! answer nobody can give.
 
 /// `print!` to standard output, except that a closed pipe (`lifeboat status | head`) is not a panic: the
 /// command goes on with its work (a deploy or a switchover must not stop half-way because nobody reads its
@@ -85,6 +86,24 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// Whether a person can answer a question: both stdin and stderr are terminals.
+pub fn interactive() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks a yes/no question on stderr; only `y` or `yes` count as yes.
+pub fn ask(question: &str) -> bool {
+    use std::io::{BufRead as _, Write as _};
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::report::{
 use crate::run::{
     AFTER_RECOVERY, DrillEnv, DrillError, DrillOutcome, Prepared, RECOVERY_TIMEOUT,
     automation_gave_up, fence_instant, first_event, open_runtime, prepare, progress, rfc3339_now,
-    runbook_runs, targets, update_runtime_settings, write_report,
+    runbook_runs, spawn_inside_client, targets, update_runtime_settings, write_report,
 };
 use crate::scenario::{DrillOptions, Scenario};
 use crate::verify::{self, Fence};
@@ -168,25 +168,25 @@ fn set_automatic(runtime: &Runtime, on: bool) -> Result<(), DrillError> {
 }
 
 /// A `lifeboat` subcommand with its output in a log file of the report directory.
-fn lifeboat(
+fn spawn_lifeboat(
     env: &DrillEnv,
     args: &[&str],
     log: &Path,
-) -> Result<tokio::process::Command, DrillError> {
-    let file = std::fs::File::create(log)
-        .map_err(|e| DrillError::Failed(format!("creating {}: {e}", log.display())))?;
+) -> Result<tokio::process::Child, String> {
+    let file =
+        std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let err = file
         .try_clone()
-        .map_err(|e| DrillError::Failed(format!("opening {}: {e}", log.display())))?;
-    let mut command = tokio::process::Command::new(&env.lifeboat_bin);
-    command
+        .map_err(|e| format!("opening {}: {e}", log.display()))?;
+    tokio::process::Command::new(&env.lifeboat_bin)
         .args(&env.lifeboat_global_args)
         .args(args)
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)
-        .kill_on_drop(true);
-    Ok(command)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting `lifeboat {}`: {e}", args.join(" ")))
 }
 
 fn log_tail(log: &Path) -> String {
@@ -314,36 +314,21 @@ async fn move_away(
     if mv == Move::Partition {
         // A client inside the region keeps writing straight to its storefront while it is cut off: the
         // fencing check has something to catch.
-        let url = runtime
-            .storefront_url(from)
-            .map_err(|e| fail(cycle, mv, from, to, e))?;
         let file = cx
             .logs
             .join(format!("cycle-{cycle:03}-inside-ledger.jsonl"));
         let rate = (cx.options.rate / 4.0).max(5.0);
         let seconds = (runtime.settings().lease_ms as f64 / 1000.0 + 3.0).max(4.0);
-        let mut command = runtime
-            .command_in_region(from, &cx.env.lifeboat_bin)
-            .map_err(|e| fail(cycle, mv, from, to, e))?;
-        command
-            .args(&cx.env.lifeboat_global_args)
-            .args(["drill", "--inside-client", &url, "--load"])
-            .arg(rate.to_string())
-            .arg("--duration")
-            .arg(seconds.to_string())
-            .arg("--client-key-prefix")
-            .arg(format!("{}-c{cycle}-in", cx.run_tag))
-            .arg("--client-region")
-            .arg(from)
-            .arg("--client-ledger")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = tokio::process::Command::from(command)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(cycle, mv, from, to, e))?;
+        let child = spawn_inside_client(
+            runtime,
+            cx.env,
+            from,
+            rate,
+            seconds,
+            &format!("{}-c{cycle}-in", cx.run_tag),
+            &file,
+        )
+        .map_err(|e| fail(cycle, mv, from, to, e))?;
         inside = Some((child, file));
     }
     let fault_ms = now_ms();
@@ -384,9 +369,7 @@ async fn move_away(
             Move::Planned => {
                 let log = cx.log(cycle, "switchover");
                 let mut child =
-                    lifeboat(cx.env, &["switchover", "--target", "local", "--yes"], &log)
-                        .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())))
-                        .map_err(|e| e.to_string())?;
+                    spawn_lifeboat(cx.env, &["switchover", "--target", "local", "--yes"], &log)?;
                 let (at, epoch) = wait_for_roles(
                     runtime,
                     fault_ms,
@@ -404,9 +387,7 @@ async fn move_away(
             Move::RunbookKill => {
                 let log = cx.log(cycle, "switchover-killed");
                 let mut child =
-                    lifeboat(cx.env, &["switchover", "--target", "local", "--yes"], &log)
-                        .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())))
-                        .map_err(|e| e.to_string())?;
+                    spawn_lifeboat(cx.env, &["switchover", "--target", "local", "--yes"], &log)?;
                 let deadline = fault_ms + RECOVERY_TIMEOUT.as_millis() as i64;
                 let run_id = loop {
                     let finished = runtime
@@ -442,9 +423,8 @@ async fn move_away(
                     &format!("cycle {cycle}: `lifeboat resume --target local {run_id}`"),
                 );
                 let log = cx.log(cycle, "resume");
-                let mut resume = lifeboat(cx.env, &["resume", "--target", "local", &run_id], &log)
-                    .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())))
-                    .map_err(|e| e.to_string())?;
+                let mut resume =
+                    spawn_lifeboat(cx.env, &["resume", "--target", "local", &run_id], &log)?;
                 let (at, epoch) = wait_for_roles(
                     runtime,
                     fault_ms,
@@ -601,11 +581,10 @@ async fn come_back(
     loop {
         attempt += 1;
         let log = cx.log(cycle, &format!("failback-{attempt}"));
-        let spawned = lifeboat(cx.env, &["failback", "--target", "local", "--yes"], &log)
-            .and_then(|mut c| c.spawn().map_err(|e| DrillError::Failed(e.to_string())));
+        let spawned = spawn_lifeboat(cx.env, &["failback", "--target", "local", "--yes"], &log);
         let mut child = match spawned {
             Ok(c) => c,
-            Err(e) => return (transition, Err(e.to_string())),
+            Err(e) => return (transition, Err(e)),
         };
         let remaining = Duration::from_millis((deadline - now_ms()).max(1000) as u64);
         let status = match tokio::time::timeout(remaining, child.wait()).await {

@@ -167,6 +167,41 @@ pub(crate) fn update_runtime_settings(
     Ok(())
 }
 
+/// Starts the client that writes from inside `region`'s namespace straight to its storefront for
+/// `seconds` (partition drills: what a cut-off region accepts is checked against the fence), its ledger
+/// written to `ledger_file`.
+pub(crate) fn spawn_inside_client(
+    runtime: &Runtime,
+    env: &DrillEnv,
+    region: &str,
+    rate: f64,
+    seconds: f64,
+    key_prefix: &str,
+    ledger_file: &Path,
+) -> Result<tokio::process::Child, DrillError> {
+    let url = runtime.storefront_url(region)?;
+    let mut command = runtime.command_in_region(region, &env.lifeboat_bin)?;
+    command
+        .args(&env.lifeboat_global_args)
+        .args(["drill", "--inside-client", &url, "--load"])
+        .arg(rate.to_string())
+        .arg("--duration")
+        .arg(seconds.to_string())
+        .arg("--client-key-prefix")
+        .arg(key_prefix)
+        .arg("--client-region")
+        .arg(region)
+        .arg("--client-ledger")
+        .arg(ledger_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| DrillError::Failed(format!("starting the client inside {region}: {e}")))
+}
+
 /// Who is primary before the drill, and the replication mode it runs with.
 pub(crate) struct Prepared {
     pub primary: String,
@@ -316,28 +351,15 @@ async fn drive(
     let inside_ledger_file = options.report_dir.join("inside-ledger.jsonl");
     let mut inside_client = if options.scenario == Scenario::Partition {
         let url = runtime.storefront_url(primary)?;
-        let mut command = runtime.command_in_region(primary, &env.lifeboat_bin)?;
-        command
-            .args(&env.lifeboat_global_args)
-            .args(["drill", "--inside-client", &url, "--load"])
-            .arg(inside_rate.to_string())
-            .arg("--duration")
-            .arg(options.duration_s.to_string())
-            .arg("--client-key-prefix")
-            .arg(format!("{run_tag}-in"))
-            .arg("--client-region")
-            .arg(primary)
-            .arg("--client-ledger")
-            .arg(&inside_ledger_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        let child = tokio::process::Command::from(command)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                DrillError::Failed(format!("starting the client inside {primary}: {e}"))
-            })?;
+        let child = spawn_inside_client(
+            runtime,
+            env,
+            primary,
+            inside_rate,
+            options.duration_s,
+            &format!("{run_tag}-in"),
+            &inside_ledger_file,
+        )?;
         progress(
             t0,
             &format!("client inside {primary}: {inside_rate} checkouts/s straight to {url}"),

@@ -66,7 +66,6 @@ pub struct UpArgs {
 
 /// Asks before `up --fresh` deletes what a previous runtime left; nothing to delete needs no question.
 fn confirm_fresh(settings: &LocalSettings, yes: bool) -> Result<(), CliError> {
-    use std::io::{BufRead as _, IsTerminal as _, Write as _};
     let doomed = Runtime::kept_state(settings).map_err(local_error)?;
     if doomed.is_empty() || yes {
         return Ok(());
@@ -76,21 +75,14 @@ fn confirm_fresh(settings: &LocalSettings, yes: bool) -> Result<(), CliError> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    if !std::io::stdin().is_terminal() {
+    if !crate::output::interactive() {
         return Err(CliError::refused(format!(
-            "`local up --fresh` deletes {list} and stdin is not a terminal: pass --yes to confirm"
+            "`local up --fresh` deletes {list} and there is no terminal to ask: pass --yes to confirm"
         )));
     }
-    eprint!(
-        "`local up --fresh` deletes both regions' databases and the runbook history: {list}. Proceed? [y/N] "
-    );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::internal(format!("cannot read the confirmation: {e}")))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+    if crate::output::ask(&format!(
+        "`local up --fresh` deletes both regions' databases and the runbook history: {list}. Proceed?"
+    )) {
         Ok(())
     } else {
         Err(CliError::refused(

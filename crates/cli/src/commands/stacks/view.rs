@@ -1,9 +1,8 @@
 //! Progress of a run on stderr: a live view (a line per stack with state, resources done and elapsed time,
 //! plus a line for each failing resource) when stderr is a terminal, plain timestamped lines otherwise.
-//! Also the confirmation questions, which never wait for an answer nobody can give.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,21 +14,7 @@ use lifeboat_aws::synth_output::SynthOutput;
 
 use crate::output::{Style, table};
 
-/// Whether a person can answer a question: both stdin and stderr are terminals.
-pub fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// Asks a yes/no question on stderr; only `y` or `yes` count as yes.
-pub fn ask(question: &str) -> bool {
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
+pub use crate::output::{ask, interactive};
 
 struct StackLine {
     region: String,
