@@ -804,7 +804,6 @@ async fn drive(
         fences.extend(away.fences.iter().copied());
         let away_epoch = away.transition.epoch.unwrap_or(state.epoch);
         transitions.push(away.transition);
-        let mut cycle_end = now_ms();
 
         if planned.mv.changes_roles() {
             // A moment of service on the other side, then home again without the automation in the way.
@@ -846,7 +845,6 @@ async fn drive(
                     break;
                 }
             }
-            cycle_end = now_ms();
         }
 
         // The ledger so far against the primary now: nothing acknowledged may be missing after any cycle.
@@ -887,7 +885,6 @@ async fn drive(
                 break;
             }
         }
-        let _ = cycle_end;
         completed += 1;
     }
 
