@@ -10,6 +10,11 @@
 //! - The fencing epoch is allocated once per run, before the first step that acts under it, and journaled;
 //!   resume reuses it.
 //! - The lock lease is renewed every third of its TTL while the run is active; losing it stops the run.
+//! - Durable execution (the DR automation's state machine): [`Engine::begin`] creates a run without running
+//!   a step and [`Engine::advance`] runs one stage per call, so every call fits inside one bounded
+//!   invocation. The caller carries the lock owner from call to call; a call that is killed midway leaves its
+//!   steps started without an end, and the next call with the same owner runs them again. A call on a
+//!   finished run acts on nothing and returns the same result, so a retried call cannot finish a run twice.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -38,7 +43,11 @@ pub struct EngineOptions {
     /// Lease of the run lock; renewed every third of it.
     pub lock_ttl: Duration,
     /// Bound of the whole run (the DR automation bounds its switchover attempt); `None`: only step bounds.
+    /// In durable execution it counts from the run's start across calls.
     pub run_timeout: Option<Duration>,
+    /// Lease left on the lock when an [`Engine::advance`] call ends with stages left, so no other run takes
+    /// the environment between two calls (the orchestrator's transition and retry delays fit well inside).
+    pub handover_ttl: Duration,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +55,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lock_ttl: Duration::from_secs(30),
             run_timeout: None,
+            handover_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -75,6 +85,19 @@ impl RunResult {
     pub fn outcome(&self) -> RunOutcome {
         self.report.outcome
     }
+}
+
+/// What one [`Engine::advance`] call did.
+#[derive(Debug, Clone)]
+pub enum Slice {
+    /// A stage ended (or the call's budget ran out) and stages remain: call again with the same owner.
+    Continue {
+        lease: LockLease,
+        /// The steps the next call starts with.
+        next: Vec<String>,
+    },
+    /// The run has ended (in this call or before it).
+    Finished(RunResult),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +130,13 @@ pub struct Engine<'a> {
     options: EngineOptions,
 }
 
+/// Where the stage loop stopped.
+enum StagesEnd {
+    Ended(RunOutcome, String),
+    /// The stage limit was reached with stages left.
+    MoreToDo,
+}
+
 /// How one step ended, for the stage loop.
 enum StepEnd {
     Done,
@@ -130,6 +160,34 @@ struct Execution {
     settings: DrSettings,
     epoch: Mutex<Option<u64>>,
     before_recorded: Mutex<bool>,
+}
+
+impl Execution {
+    fn starting(run_id: &RunId, request: &RunRequest, plan: &Plan) -> Self {
+        Execution {
+            run_id: run_id.clone(),
+            kind: request.kind,
+            mode: plan.mode,
+            from: request.from.clone(),
+            to: request.to.clone(),
+            settings: request.settings.clone(),
+            epoch: Mutex::new(None),
+            before_recorded: Mutex::new(false),
+        }
+    }
+
+    fn resuming(state: &RunState) -> Self {
+        Execution {
+            run_id: state.run_id.clone(),
+            kind: state.kind,
+            mode: state.mode,
+            from: state.from.clone(),
+            to: state.to.clone(),
+            settings: state.settings.clone(),
+            epoch: Mutex::new(state.epoch),
+            before_recorded: Mutex::new(state.readiness_before.is_some()),
+        }
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -201,11 +259,31 @@ impl<'a> Engine<'a> {
         request: &RunRequest,
         run_timeout: Option<Duration>,
     ) -> Result<RunResult, EngineError> {
-        Self::validate(request)?;
-        let plan = Plan::build(request.kind, &request.from, &request.to, &request.settings);
         let run_id = RunId::new(time::OffsetDateTime::now_utc());
         let owner = LockOwner::for_this_process(&run_id);
-        let lease = match self.lock.acquire(&owner, self.options.lock_ttl).await {
+        let (plan, first, lease) = self.create_run(request, &run_id, &owner, false).await?;
+        let exec = Execution::starting(&run_id, request, &plan);
+        let state = RunState::from_events(std::slice::from_ref(&first)).map_err(|detail| {
+            EngineError::CannotResume {
+                run: run_id.clone(),
+                detail,
+            }
+        })?;
+        self.execute(&plan, &exec, &state, lease, run_timeout).await
+    }
+
+    /// Validates, takes the lock for `owner` and journals the run's first event. With `retried`, a run that
+    /// already exists under this id for the same request is taken as this call's own earlier attempt.
+    async fn create_run(
+        &self,
+        request: &RunRequest,
+        run_id: &RunId,
+        owner: &LockOwner,
+        retried: bool,
+    ) -> Result<(Plan, JournalEvent, LockLease), EngineError> {
+        Self::validate(request)?;
+        let plan = Plan::build(request.kind, &request.from, &request.to, &request.settings);
+        let lease = match self.lock.acquire(owner, self.options.lock_ttl).await {
             Ok(lease) => lease,
             Err(e @ LockError::Held { .. }) => return Err(EngineError::Locked(e)),
             Err(e) => return Err(EngineError::Lock(e)),
@@ -222,34 +300,183 @@ impl<'a> Engine<'a> {
             backend: self.backend.name().to_owned(),
             at: time::OffsetDateTime::now_utc(),
         };
-        if let Err(e) = self.journal.create(&run_id, &first).await {
-            let _ = self.lock.release(&lease).await;
-            return Err(e.into());
-        }
-        self.emit(&first);
-        let exec = Execution {
-            run_id,
-            kind: request.kind,
-            mode: plan.mode,
-            from: request.from.clone(),
-            to: request.to.clone(),
-            settings: request.settings.clone(),
-            epoch: Mutex::new(None),
-            before_recorded: Mutex::new(false),
-        };
-        self.execute(
-            &plan,
-            &exec,
-            &RunState::from_events(std::slice::from_ref(&first)).map_err(|detail| {
-                EngineError::CannotResume {
-                    run: exec.run_id.clone(),
-                    detail,
+        match self.journal.create(run_id, &first).await {
+            Ok(()) => {
+                self.emit(&first);
+                Ok((plan, first, lease))
+            }
+            Err(JournalError::AlreadyExists(_)) if retried => {
+                let existing = self.journal.read(run_id).await?;
+                match existing.first() {
+                    Some(started @ JournalEvent::RunStarted { kind, from, to, .. })
+                        if *kind == request.kind && *from == request.from && *to == request.to =>
+                    {
+                        Ok((plan, started.clone(), lease))
+                    }
+                    _ => {
+                        let _ = self.lock.release(&lease).await;
+                        Err(EngineError::Invalid(format!(
+                            "run {run_id} already exists for another request; a run id names one run"
+                        )))
+                    }
                 }
-            })?,
-            lease,
-            run_timeout,
-        )
-        .await
+            }
+            Err(e) => {
+                let _ = self.lock.release(&lease).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The first call of a durable execution: validates `request`, takes the lock for `owner` and journals
+    /// run `run_id`, running no step. The lease is left for [`Self::advance`] with the same owner. Called
+    /// again with the same id, owner and request (a retried call whose answer was lost), it returns the run
+    /// the first call created.
+    pub async fn begin(
+        &self,
+        request: &RunRequest,
+        run_id: &RunId,
+        owner: &LockOwner,
+    ) -> Result<LockLease, EngineError> {
+        let (_, _, lease) = self.create_run(request, run_id, owner, true).await?;
+        match self.lock.renew(&lease, self.options.handover_ttl).await {
+            Ok(lease) => Ok(lease),
+            Err(e) => Err(EngineError::Lock(e)),
+        }
+    }
+
+    /// One call of a durable execution: runs the next stage of run `run_id` whose steps have not all
+    /// ended, within `budget` (the time left to the caller's own invocation, minus a margin). Stages left
+    /// → [`Slice::Continue`] with the lease handed over to the next call; the run ended → its result, the
+    /// same result for every later call. When the budget runs out mid-stage the stage's steps are left
+    /// started, and the next call runs them again (every backend operation is idempotent).
+    pub async fn advance(
+        &self,
+        run_id: &RunId,
+        owner: &LockOwner,
+        budget: Duration,
+    ) -> Result<Slice, EngineError> {
+        let events = self.journal.read(run_id).await?;
+        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
+            run: run_id.clone(),
+            detail,
+        })?;
+        if state.finished_outcome.is_some() {
+            return Ok(Slice::Finished(self.result_of(&state).await));
+        }
+        let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
+        if plan.stage_ids() != state.stages {
+            return Err(EngineError::CannotResume {
+                run: run_id.clone(),
+                detail: format!(
+                    "its journal lists the steps {:?} but this version of lifeboat plans {:?}",
+                    state.stages,
+                    plan.stage_ids()
+                ),
+            });
+        }
+        let lease = self.acquire_for_resume(owner).await?;
+        if !state.in_flight.is_empty() {
+            // The call that started these steps did not end them: it was killed or ran out of time.
+            let resumed = JournalEvent::RunResumed {
+                owner: format!(
+                    "{} after an interrupted call ({} started without an end)",
+                    owner.describe(),
+                    state.in_flight.join(", ")
+                ),
+                at: time::OffsetDateTime::now_utc(),
+            };
+            if let Err(e) = self.journal.append(run_id, &resumed).await {
+                let _ = self.lock.release(&lease).await;
+                return Err(e.into());
+            }
+            self.emit(&resumed);
+        }
+        let exec = Execution::resuming(&state);
+        let run_left = self.options.run_timeout.map(|limit| {
+            let elapsed = time::OffsetDateTime::now_utc() - state.started_at;
+            (
+                limit,
+                limit.saturating_sub(Duration::try_from(elapsed).unwrap_or(Duration::ZERO)),
+            )
+        });
+        let (bound, run_bound_binds) = match run_left {
+            Some((_, left)) if left <= budget => (left, true),
+            _ => (budget, false),
+        };
+        let stage = self.with_lease_renewed(&lease, async {
+            match tokio::time::timeout(bound, self.run_stages(&plan, &exec, &state, Some(1))).await
+            {
+                Ok(result) => result.map(Some),
+                Err(_) => Ok(None),
+            }
+        });
+        let (outcome, message) = match stage.await {
+            Err(e) => {
+                let _ = self.lock.release(&lease).await;
+                return Err(e);
+            }
+            Ok(Ok(Some(StagesEnd::Ended(outcome, message)))) => (outcome, message),
+            Ok(Ok(Some(StagesEnd::MoreToDo))) => {
+                return self.hand_over(&plan, run_id, &lease).await;
+            }
+            Ok(Ok(None)) if !run_bound_binds => {
+                return self.hand_over(&plan, run_id, &lease).await;
+            }
+            Ok(Ok(None)) => {
+                let limit = run_left.map_or(bound, |(limit, _)| limit);
+                (
+                    RunOutcome::Failed,
+                    format!("the run did not finish within {}s", limit.as_secs()),
+                )
+            }
+            Ok(Err(lost)) => (RunOutcome::Failed, format!("stopped: {lost}")),
+        };
+        self.finish(&exec, outcome, message, &lease)
+            .await
+            .map(Slice::Finished)
+    }
+
+    /// Leaves the lock to the next call of the same owner and says where it starts.
+    async fn hand_over(
+        &self,
+        plan: &Plan,
+        run_id: &RunId,
+        lease: &LockLease,
+    ) -> Result<Slice, EngineError> {
+        let events = self.journal.read(run_id).await?;
+        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
+            run: run_id.clone(),
+            detail,
+        })?;
+        let next = plan
+            .stages
+            .iter()
+            .map(|stage| {
+                stage
+                    .steps
+                    .iter()
+                    .map(|s| s.id().to_owned())
+                    .filter(|id| !state.is_done(id))
+                    .collect::<Vec<_>>()
+            })
+            .find(|pending| !pending.is_empty())
+            .unwrap_or_default();
+        match self.lock.renew(lease, self.options.handover_ttl).await {
+            Ok(lease) => Ok(Slice::Continue { lease, next }),
+            Err(e) => Err(EngineError::Lock(e)),
+        }
+    }
+
+    /// The result of a run that has already ended, rebuilt from its journal (its report stored again under
+    /// the same name).
+    async fn result_of(&self, state: &RunState) -> RunResult {
+        let report = Report::from_state(state, self.backend.name());
+        let report_location = self.reports.store(&report).await.map_err(|e| e.to_string());
+        RunResult {
+            report,
+            report_location,
+        }
     }
 
     /// Continues run `run_id` from its journal: finished steps are not run again.
@@ -287,16 +514,7 @@ impl<'a> Engine<'a> {
             return Err(e.into());
         }
         self.emit(&resumed);
-        let exec = Execution {
-            run_id: run_id.clone(),
-            kind: state.kind,
-            mode: state.mode,
-            from: state.from.clone(),
-            to: state.to.clone(),
-            settings: state.settings.clone(),
-            epoch: Mutex::new(state.epoch),
-            before_recorded: Mutex::new(state.readiness_before.is_some()),
-        };
+        let exec = Execution::resuming(&state);
         self.execute(&plan, &exec, &state, lease, self.options.run_timeout)
             .await
     }
@@ -335,19 +553,46 @@ impl<'a> Engine<'a> {
         lease: LockLease,
         run_timeout: Option<Duration>,
     ) -> Result<RunResult, EngineError> {
-        let stages = self.run_stages(plan, exec, state);
-        let bounded = async {
-            match run_timeout {
+        let stages = async {
+            let stages = self.run_stages(plan, exec, state, None);
+            let ended = match run_timeout {
                 Some(limit) => match tokio::time::timeout(limit, stages).await {
-                    Ok(result) => result,
-                    Err(_) => Ok((
+                    Ok(result) => result?,
+                    Err(_) => StagesEnd::Ended(
                         RunOutcome::Failed,
                         format!("the run did not finish within {}s", limit.as_secs()),
-                    )),
+                    ),
                 },
-                None => stages.await,
+                None => stages.await?,
+            };
+            Ok(match ended {
+                StagesEnd::Ended(outcome, message) => (outcome, message),
+                // Without a stage limit the loop only ends with an outcome.
+                StagesEnd::MoreToDo => (
+                    RunOutcome::Failed,
+                    "the run stopped with stages left".to_owned(),
+                ),
+            })
+        };
+        let (outcome, message) = match self.with_lease_renewed(&lease, stages).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(lost)) => (RunOutcome::Failed, format!("stopped: {lost}")),
+            Err(e) => {
+                // The journal could not be written: nothing more can be recorded safely, so stop acting.
+                let _ = self.lock.release(&lease).await;
+                return Err(e);
             }
         };
+        self.finish(exec, outcome, message, &lease).await
+    }
+
+    /// Runs `work` while renewing `lease` every third of the lock TTL: `Ok(Err(lost))` when the lease was
+    /// lost first (the work is dropped).
+    async fn with_lease_renewed<T>(
+        &self,
+        lease: &LockLease,
+        work: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<Result<T, LockError>, EngineError> {
         let mut current = lease.clone();
         let renewing = async {
             let every = (self.options.lock_ttl / 3).max(Duration::from_millis(10));
@@ -359,22 +604,29 @@ impl<'a> Engine<'a> {
                 }
             }
         };
-        let finished = tokio::select! {
-            result = bounded => result,
-            lost = renewing => Ok((RunOutcome::Failed, format!("stopped: {lost}"))),
-        };
-        let (outcome, message) = match finished {
-            Ok(done) => done,
-            Err(e) => {
-                // The journal could not be written: nothing more can be recorded safely, so stop acting.
-                let _ = self.lock.release(&lease).await;
-                return Err(e);
-            }
-        };
+        tokio::select! {
+            result = work => result.map(Ok),
+            lost = renewing => Ok(Err(lost)),
+        }
+    }
+
+    /// Ends the run: readiness after it, the final journal event, the lock released, the report stored.
+    async fn finish(
+        &self,
+        exec: &Execution,
+        outcome: RunOutcome,
+        message: String,
+        lease: &LockLease,
+    ) -> Result<RunResult, EngineError> {
         // A refused run changed nothing: what preflight saw is the state.
         if outcome != RunOutcome::Refused {
-            self.observe_after(exec, outcome == RunOutcome::Succeeded)
-                .await?;
+            if let Err(e) = self
+                .observe_after(exec, outcome == RunOutcome::Succeeded)
+                .await
+            {
+                let _ = self.lock.release(lease).await;
+                return Err(e);
+            }
         }
         let end = JournalEvent::RunFinished {
             outcome,
@@ -382,19 +634,14 @@ impl<'a> Engine<'a> {
             at: time::OffsetDateTime::now_utc(),
         };
         let appended = self.append(&exec.run_id, &end).await;
-        let _ = self.lock.release(&lease).await;
+        let _ = self.lock.release(lease).await;
         appended?;
         let events = self.journal.read(&exec.run_id).await?;
         let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
             run: exec.run_id.clone(),
             detail,
         })?;
-        let report = Report::from_state(&state, self.backend.name());
-        let report_location = self.reports.store(&report).await.map_err(|e| e.to_string());
-        Ok(RunResult {
-            report,
-            report_location,
-        })
+        Ok(self.result_of(&state).await)
     }
 
     /// Journals the readiness after the run. After a successful move "ready" means ready to move back
@@ -430,12 +677,15 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Runs the stages whose steps have not all ended, in order; with `max_stages`, at most that many.
     async fn run_stages(
         &self,
         plan: &Plan,
         exec: &Execution,
         state: &RunState,
-    ) -> Result<(RunOutcome, String), EngineError> {
+        max_stages: Option<usize>,
+    ) -> Result<StagesEnd, EngineError> {
+        let mut ran = 0;
         for stage in &plan.stages {
             let pending: Vec<&StepSpec> = stage
                 .steps
@@ -445,6 +695,10 @@ impl<'a> Engine<'a> {
             if pending.is_empty() {
                 continue;
             }
+            if max_stages.is_some_and(|max| ran >= max) {
+                return Ok(StagesEnd::MoreToDo);
+            }
+            ran += 1;
             if pending.iter().any(|s| s.action.needs_epoch()) {
                 self.ensure_epoch(exec).await?;
             }
@@ -461,13 +715,13 @@ impl<'a> Engine<'a> {
                 }
             }
             if !refusals.is_empty() {
-                return Ok((
+                return Ok(StagesEnd::Ended(
                     RunOutcome::Refused,
                     format!("not ready, nothing was changed: {}", refusals.join("; ")),
                 ));
             }
             if !failures.is_empty() {
-                return Ok((
+                return Ok(StagesEnd::Ended(
                     RunOutcome::Failed,
                     format!(
                         "step failed, run paused (lifeboat resume {}): {}",
@@ -477,7 +731,10 @@ impl<'a> Engine<'a> {
                 ));
             }
         }
-        Ok((RunOutcome::Succeeded, format!("{} is now active", exec.to)))
+        Ok(StagesEnd::Ended(
+            RunOutcome::Succeeded,
+            format!("{} is now active", exec.to),
+        ))
     }
 
     async fn ensure_epoch(&self, exec: &Execution) -> Result<u64, EngineError> {

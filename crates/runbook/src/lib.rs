@@ -39,7 +39,7 @@ pub use backend::{
     BackendError, BackendErrorKind, DrBackend, Notification, StepContext, StepOutput,
 };
 pub use coordination::{EpochStore, LockError, LockLease, LockOwner, MemoryCoordination, RunLock};
-pub use engine::{Engine, EngineError, EngineOptions, RunRequest, RunResult};
+pub use engine::{Engine, EngineError, EngineOptions, RunRequest, RunResult, Slice};
 pub use file_coordination::FileCoordination;
 pub use file_journal::FileJournal;
 pub use journal::{Journal, JournalError, JournalEvent, RunSummary};
