@@ -1,18 +1,18 @@
-//! The DR automation Lambda: an EventBridge "CloudWatch Alarm State Change" event → the runbook crate's
-//! policy ([`lifeboat_runbook::policy::decide`]) → the engine on the AWS backend.
+//! The DR automation Lambda's events: the cross-region probe, and the tasks of the DR state machine
+//! ([`crate::tasks`]), whose first task applies the runbook crate's policy
+//! ([`lifeboat_runbook::policy::decide`]) to an EventBridge "CloudWatch Alarm State Change" event.
 //!
 //! The policy acts only on the active region's health alarm, after it has been in ALARM for
 //! `dr.alarm_min_seconds`, with the standby ready and no run within `dr.cooldown_seconds`. Acting means a
 //! switchover bounded by `dr.switchover_timeout_seconds`; only if that fails and `dr.allow_data_loss` is
-//! set, a failover. When automation may not act, operators get an SNS message saying why.
+//! set, a failover. A young alarm is waited for by the state machine (a Wait state), not by the function.
+//! When automation may not act, operators get an SNS message saying why.
 
 use std::time::Duration;
 
-use lifeboat_runbook::policy::{AlarmEvent, Decision, PolicyInput, decide};
-use lifeboat_runbook::{
-    DrBackend, DrSettings, Engine, EngineOptions, Notification, Readiness, RunKind, RunOutcome,
-    RunRequest,
-};
+use lifeboat_contract::automation;
+use lifeboat_runbook::policy::{AlarmEvent, Decision, PolicyInput};
+use lifeboat_runbook::{DrBackend, DrSettings, Notification, Readiness};
 use serde_json::{Value, json};
 
 use lifeboat_config::names::{
@@ -22,10 +22,6 @@ use lifeboat_config::names::{
 
 use crate::AwsEnvironment;
 use crate::topology::Topology;
-
-/// How long one invocation may keep re-evaluating a young alarm before it gives up (the Lambda's own
-/// timeout is the hard bound; the next state change invokes it again).
-const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// The policy's decision for one event: the pure part of the handler.
 pub fn decision_for(
@@ -40,7 +36,7 @@ pub fn decision_for(
         .active_region()
         .unwrap_or_else(|| topology.primary_region.clone());
     let alarms = topology.alarms_watching(&active);
-    decide(
+    lifeboat_runbook::policy::decide(
         event,
         &PolicyInput {
             settings,
@@ -131,7 +127,29 @@ async fn last_run_started(env: &AwsEnvironment) -> Option<time::OffsetDateTime> 
     }
 }
 
-/// Handles one event end to end; the answer (also logged) says what was decided and done.
+/// Why a task failed: the function answers with an error, so the state machine's retry and catch rules
+/// apply.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskFailure(pub String);
+
+/// One invocation of the DR automation function. `budget` is the time the invocation may still use for
+/// runbook steps (the Lambda deadline minus a margin for journaling the hand-over).
+pub async fn invoke(
+    env: &AwsEnvironment,
+    settings: &DrSettings,
+    event: &Value,
+    budget: Duration,
+) -> Result<Value, TaskFailure> {
+    match event.get(automation::TASK_KEY) {
+        Some(task) => crate::tasks::handle(env, settings, task, budget).await,
+        None => Ok(handle(env, settings, event).await),
+    }
+}
+
+/// Handles an event that is not a state machine task: the cross-region probe, or an alarm state change
+/// delivered straight to the function (only the policy's decision is answered: runs are carried out by the
+/// DR state machine, which the alarm rule starts).
 pub async fn handle(env: &AwsEnvironment, settings: &DrSettings, event: &Value) -> Value {
     if let Some(probe) = event.get(PROBE_EVENT_KEY) {
         return match probe.get("region").and_then(Value::as_str) {
@@ -141,130 +159,74 @@ pub async fn handle(env: &AwsEnvironment, settings: &DrSettings, event: &Value) 
             }
         };
     }
+    decide(env, settings, event).await
+}
+
+/// The automation policy applied to one alarm state change event, as the state machine's `decide` task
+/// answers it (see [`lifeboat_contract::automation::decision`]). A decision to only notify has notified
+/// when this returns.
+pub async fn decide(env: &AwsEnvironment, settings: &DrSettings, event: &Value) -> Value {
+    use automation::decision as d;
     let event = match serde_json::from_value::<AlarmEvent>(event.clone()) {
         Ok(e) => e,
         Err(e) => {
             let reason = format!("not a CloudWatch alarm state change event: {e}");
             tracing::warn!(%reason, "ignored");
-            return json!({ "decision": "ignore", "reason": reason });
+            return json!({ d::DECISION: d::IGNORE, d::REASON: reason });
         }
     };
-    let started = tokio::time::Instant::now();
-    loop {
-        let readiness = match env.backend.readiness().await {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = format!("readiness could not be observed: {}", e.message);
-                notify(env, &reason).await;
-                return json!({ "decision": "notify-only", "reason": reason });
-            }
-        };
-        let last = last_run_started(env).await;
-        let decision = decision_for(
-            &event,
-            env.backend.topology(),
-            settings,
-            &readiness,
-            last,
-            time::OffsetDateTime::now_utc(),
-        );
-        tracing::info!(alarm = %event.detail.alarm_name, state = %event.detail.state.value, decision = ?decision, "policy decided");
-        match decision {
-            Decision::Wait { recheck_in, reason } => {
-                if started.elapsed() + recheck_in > MAX_WAIT {
-                    return json!({ "decision": "wait", "reason": reason, "gave_up_after_s": started.elapsed().as_secs() });
-                }
-                tokio::time::sleep(recheck_in).await;
-            }
-            Decision::Ignore { reason } => return json!({ "decision": "ignore", "reason": reason }),
-            Decision::NotifyOnly { reason } => {
-                notify(env, &reason).await;
-                return json!({ "decision": "notify-only", "reason": reason });
-            }
-            Decision::Act {
-                kind,
-                from,
-                to,
-                switchover_timeout,
-                escalate_to_failover,
-                reason,
-            } => {
-                return act(
-                    env,
-                    settings,
-                    kind,
-                    &from,
-                    &to,
-                    switchover_timeout,
-                    escalate_to_failover,
-                    &reason,
-                )
-                .await;
-            }
+    let readiness = match env.backend.readiness().await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("readiness could not be observed: {}", e.message);
+            notify(env, &reason).await;
+            return json!({ d::DECISION: d::NOTIFY_ONLY, d::REASON: reason });
         }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn act(
-    env: &AwsEnvironment,
-    settings: &DrSettings,
-    kind: RunKind,
-    from: &str,
-    to: &str,
-    timeout: Duration,
-    escalate: bool,
-    reason: &str,
-) -> Value {
-    let engine = Engine::new(
-        &*env.backend,
-        &*env.journal,
-        &*env.journal,
-        &*env.journal,
-        &*env.reports,
-    )
-    .with_options(EngineOptions {
-        run_timeout: Some(timeout),
-        ..EngineOptions::default()
-    });
-    let request = RunRequest {
-        kind,
-        from: from.into(),
-        to: to.into(),
-        settings: settings.clone(),
-        allow_data_loss: false,
     };
-    let first = engine.start(&request).await;
-    let first_json = run_json(&first);
-    let succeeded = matches!(&first, Ok(r) if r.outcome() == RunOutcome::Succeeded);
-    if succeeded || !escalate {
-        if !succeeded {
-            notify(env, &format!("automated {kind} from {from} to {to} did not succeed ({first_json}); an operator decides next")).await;
-        }
-        return json!({ "decision": "act", "reason": reason, "run": first_json });
-    }
-    tracing::warn!(%from, %to, "switchover did not succeed; escalating to failover (dr.allow_data_loss is set)");
-    let failover = RunRequest {
-        kind: RunKind::Failover,
-        allow_data_loss: true,
-        ..request
-    };
-    let second = engine.start(&failover).await;
-    json!({ "decision": "act", "reason": reason, "run": first_json, "escalated": run_json(&second) })
-}
-
-fn run_json(
-    result: &Result<lifeboat_runbook::engine::RunResult, lifeboat_runbook::EngineError>,
-) -> Value {
-    match result {
-        Ok(r) => json!({
-            "run_id": r.report.run_id.as_str(),
-            "kind": r.report.kind.as_str(),
-            "outcome": r.outcome().as_str(),
-            "rto_ms": r.report.rto_ms,
-            "report": r.report_location.clone().unwrap_or_else(|e| format!("not stored: {e}")),
+    let last = last_run_started(env).await;
+    let decision = decision_for(
+        &event,
+        env.backend.topology(),
+        settings,
+        &readiness,
+        last,
+        time::OffsetDateTime::now_utc(),
+    );
+    tracing::info!(alarm = %event.detail.alarm_name, state = %event.detail.state.value, decision = ?decision, "policy decided");
+    match decision {
+        Decision::Wait { recheck_in, reason } => json!({
+            d::DECISION: d::WAIT,
+            d::REASON: reason,
+            // A Wait state counts whole seconds; never zero, so the loop always makes progress.
+            d::WAIT_SECONDS: recheck_in.as_secs_f64().ceil().max(1.0) as u64,
         }),
-        Err(e) => json!({ "error": e.to_string() }),
+        Decision::Ignore { reason } => json!({ d::DECISION: d::IGNORE, d::REASON: reason }),
+        Decision::NotifyOnly { reason } => {
+            notify(env, &reason).await;
+            json!({ d::DECISION: d::NOTIFY_ONLY, d::REASON: reason })
+        }
+        Decision::Act {
+            kind,
+            from,
+            to,
+            switchover_timeout,
+            escalate_to_failover,
+            reason,
+        } => {
+            use automation::request as r;
+            json!({
+                d::DECISION: d::ACT,
+                d::REASON: reason,
+                d::REQUEST: {
+                    r::KIND: kind.as_str(),
+                    r::FROM: from,
+                    r::TO: to,
+                    r::ALLOW_DATA_LOSS: false,
+                    r::ESCALATE: escalate_to_failover,
+                    r::TIMEOUT_SECONDS: switchover_timeout.as_secs(),
+                },
+            })
+        }
     }
 }
 
@@ -283,6 +245,7 @@ async fn notify(env: &AwsEnvironment, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat_runbook::RunKind;
     use lifeboat_runbook::readiness::{
         DatabaseReadiness, DatabaseRole, Health, RegionReadiness, RegionRole,
     };

@@ -22,6 +22,7 @@ pub mod lambda;
 pub mod observe;
 pub mod package;
 pub mod report_sink;
+pub mod tasks;
 pub mod topology;
 pub mod traffic;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use fixture::{Fixture, PRIMARY, STANDBY};
 use lifeboat_aws_dr::{AwsBackend, Topology};
 use lifeboat_runbook::readiness::{Health, assess};
-use lifeboat_runbook::{DrBackend, RunId, RunKind, StepContext};
+use lifeboat_runbook::{DrBackend, Journal, RunId, RunKind, StepContext};
 
 fn step(kind: RunKind, name: &str) -> StepContext {
     StepContext {
@@ -473,7 +473,7 @@ async fn the_probe_publishes_the_other_regions_health_in_its_own_region() {
 /// configuration) the failover when the switchover cannot run. Afterwards the standby writes and the
 /// record answers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_primary_lost_the_standbys_automation_acts_on_the_probe_alarm() {
+async fn with_the_primary_lost_the_standbys_automation_decides_to_act_on_the_probe_alarm() {
     let f = Fixture::create().await;
     let env = f.environment();
     let mut settings = f.settings.clone();
@@ -510,20 +510,13 @@ async fn with_the_primary_lost_the_standbys_automation_acts_on_the_probe_alarm()
     )
     .await;
     assert_eq!(answer["decision"], "act", "{answer}");
-    let finished = if answer["escalated"].is_object() {
-        &answer["escalated"]
-    } else {
-        &answer["run"]
-    };
-    assert_eq!(finished["outcome"], "succeeded", "{answer}");
+    assert_eq!(answer["request"]["kind"], "switchover", "{answer}");
+    assert_eq!(answer["request"]["to"], STANDBY, "{answer}");
     assert_eq!(
-        f.model.state().aurora.writer_region(),
-        Some(STANDBY),
-        "{answer}"
+        answer["request"]["escalate"], true,
+        "with dr.allow_data_loss a switchover that fails is followed by a failover: {answer}"
     );
-    assert_eq!(f.dns_answer().await, STANDBY);
-    assert_eq!(
-        f.param(STANDBY, &f.topology.ssm_active_region()).await,
-        STANDBY
-    );
+    // Deciding changes nothing: the DR state machine carries the run out (tests/state_machine.rs).
+    assert_eq!(f.model.state().aurora.writer_region(), Some(PRIMARY));
+    assert!(env.journal.list().await.unwrap().is_empty());
 }

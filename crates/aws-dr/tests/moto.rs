@@ -5,6 +5,8 @@
 
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "support/states.rs"]
+mod states;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -246,6 +248,7 @@ async fn interrupted_switchover_is_finished_by_resume_without_repeating_a_step()
     let options = EngineOptions {
         lock_ttl: Duration::from_secs(2),
         run_timeout: None,
+        ..EngineOptions::default()
     };
 
     let stopping = StopBefore {
@@ -509,17 +512,21 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
         .send()
         .await
         .unwrap();
-    let answer = lifeboat_aws_dr::lambda::handle(
+    // EventBridge starts the region's DR state machine with the event.
+    let execution = states::execute(
         &env,
         &f.settings,
-        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+        "standing-alarm",
+        alarm_event(&alarm, "ALARM", ten_minutes_ago),
     )
     .await;
-    assert_eq!(answer["decision"], "act", "{answer}");
-    assert_eq!(answer["run"]["outcome"], "succeeded", "{answer}");
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    assert_eq!(execution.ended_in, "RunSucceeded");
+    assert_eq!(execution.output["decision"]["decision"], "act");
+    assert_eq!(execution.output["run"]["outcome"], "succeeded");
     assert!(
-        answer.get("escalated").is_none(),
-        "no failover without dr.allow_data_loss: {answer}"
+        execution.entered("BeginFailover").is_empty(),
+        "no failover without dr.allow_data_loss"
     );
     assert_eq!(
         f.param(PRIMARY, &f.topology.ssm_active_region()).await,

@@ -84,6 +84,18 @@ impl SynthOutput {
         templates: BTreeMap<String, String>,
     ) -> Result<Self, EngineError> {
         validate(&manifest, &templates)?;
+        // CloudFormation gets the templates without the indentation of the files: that indentation is for
+        // people, and it would push the larger templates past the 51,200-byte limit of an inline body.
+        let templates = templates
+            .into_iter()
+            .map(|(id, body)| {
+                let compact = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| serde_json::to_string(&v).ok())
+                    .unwrap_or(body);
+                (id, compact)
+            })
+            .collect();
         Ok(Self {
             dir,
             manifest,

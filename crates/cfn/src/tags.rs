@@ -81,6 +81,7 @@ pub const TAG_STYLES: &[(&str, TagStyle)] = &[
     ("AWS::SNS::TopicPolicy", TagStyle::NotTaggable),
     ("AWS::SQS::Queue", TagStyle::List("Tags")),
     ("AWS::SSM::Parameter", TagStyle::Map("Tags")),
+    ("AWS::StepFunctions::StateMachine", TagStyle::List("Tags")),
 ];
 
 /// The tag style of `kind`; unknown types are treated as not taggable (and flagged by a platform test).

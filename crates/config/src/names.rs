@@ -260,6 +260,11 @@ impl<'a> Names<'a> {
         format!("{}-dr-automation", self.prefix())
     }
 
+    /// The DR state machine of each region (the same name in both; its ARN names the region).
+    pub fn dr_state_machine(&self) -> String {
+        format!("{}-dr-automation", self.prefix())
+    }
+
     /// Name of a load balancer (at most 32 characters, as AWS requires).
     pub fn load_balancer(&self) -> String {
         let mut name = format!("{}-alb", self.prefix());

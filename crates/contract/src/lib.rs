@@ -4,6 +4,7 @@
 //! and CI, `manifest.json` by the deploy engine (and by users' own tooling). Changing a shape here is a
 //! breaking change and bumps [`MANIFEST_FORMAT_VERSION`].
 
+pub mod automation;
 pub mod control;
 pub mod exit;
 pub mod manifest;

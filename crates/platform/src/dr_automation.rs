@@ -233,7 +233,9 @@ pub fn build(config: &Config, role: Role) -> Stack {
             code: Expr::json(json!({ "S3Bucket": code_bucket, "S3Key": code_key })),
             architectures: Some(Expr::list(["x86_64"])),
             memory_size: Some(256.into()),
-            // A runbook waits for promotion and DNS; the journal lets a later invocation resume it.
+            // Lambda's maximum. One invocation runs one stage of a run (the state machine calls again for
+            // the next) and hands over a minute before its deadline; a stage still running then is run
+            // again by the next invocation.
             timeout: Some(900.into()),
             environment: Some(Expr::json(json!({ "Variables": variables }))),
             vpc_config: Some(Expr::json(
@@ -248,6 +250,8 @@ pub fn build(config: &Config, role: Role) -> Stack {
         },
     );
 
+    let key = crate::audit::audit_key(config, &mut s);
+    crate::dr_state_machine::add(config, &mut s, key);
     trigger(config, &mut s);
     probe(config, &mut s, role, topic.clone());
 
@@ -530,7 +534,7 @@ fn endpoint_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
 }
 
 /// The rule that hands the watching alarms' state changes (emitted here, or forwarded from us-east-1) to
-/// this region's function.
+/// this region's DR state machine: each change starts an execution, whose first task decides.
 fn trigger(config: &Config, s: &mut Stack) {
     s.template.add(
         "AlarmRule",
@@ -541,19 +545,11 @@ fn trigger(config: &Config, s: &mut Stack) {
             ),
             event_pattern: Some(Expr::json(alarm_event_pattern(config))),
             state: Some("ENABLED".into()),
-            targets: Some(Expr::json(json!([
-                { "Id": "dr-automation", "Arn": get_att("DrAutomationFunction", "Arn") }
-            ]))),
-        },
-    );
-    s.template.add(
-        "AlarmRuleInvokePermission",
-        lambda::Permission {
-            action: "lambda:InvokeFunction".into(),
-            function_name: r("DrAutomationFunction"),
-            principal: "events.amazonaws.com".into(),
-            source_arn: Some(get_att("AlarmRule", "Arn")),
-            source_account: None,
+            targets: Some(Expr::json(json!([{
+                "Id": "dr-state-machine",
+                "Arn": r(crate::dr_state_machine::STATE_MACHINE),
+                "RoleArn": get_att("DrStateMachineStartRole", "Arn")
+            }]))),
         },
     );
 }

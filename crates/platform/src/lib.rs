@@ -20,6 +20,7 @@ pub mod compute;
 pub mod database;
 pub mod detection;
 pub mod dr_automation;
+pub mod dr_state_machine;
 pub mod hardening;
 pub mod monitoring;
 pub mod networking;

@@ -90,12 +90,17 @@ fn delivered_to(
             .filter(|v| rule_matches(v, alarm))
             .collect()
     };
+    // The alarm rule starts the region's DR state machine (with the role that allows it), whose tasks
+    // invoke the region's function.
     let targets_function = |rule: &Value| {
         rule["Properties"]["Targets"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["Arn"] == json!({"Fn::GetAtt": ["DrAutomationFunction", "Arn"]}))
+            .any(|t| {
+                t["Arn"] == json!({"Ref": "DrStateMachine"})
+                    && t["RoleArn"] == json!({"Fn::GetAtt": ["DrStateMachineStartRole", "Arn"]})
+            })
     };
     let mut out = BTreeSet::new();
     for rule in rules_in(home) {
@@ -238,9 +243,12 @@ fn both_regions_automation_hears_the_alarms_of_both_regions_so_it_follows_a_swit
                     .into_iter()
                     .collect();
             assert_eq!(matched, expected, "{label} {role}");
+            let substitutions =
+                &v["Resources"]["DrStateMachine"]["Properties"]["DefinitionSubstitutions"];
             assert_eq!(
-                v["Resources"]["AlarmRuleInvokePermission"]["Properties"]["SourceArn"],
-                json!({"Fn::GetAtt": ["AlarmRule", "Arn"]})
+                substitutions["DrAutomationFunctionArn"],
+                json!({"Fn::GetAtt": ["DrAutomationFunction", "Arn"]}),
+                "{label} {role}: the state machine's tasks invoke this region's function"
             );
             // The probe: a schedule invoking the function with the other region, an alarm on its metric.
             let other = config.region(role.other());

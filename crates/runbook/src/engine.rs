@@ -97,7 +97,7 @@ pub enum Slice {
         next: Vec<String>,
     },
     /// The run has ended (in this call or before it).
-    Finished(RunResult),
+    Finished(Box<RunResult>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,7 +362,7 @@ impl<'a> Engine<'a> {
             detail,
         })?;
         if state.finished_outcome.is_some() {
-            return Ok(Slice::Finished(self.result_of(&state).await));
+            return Ok(Slice::Finished(Box::new(self.result_of(&state).await)));
         }
         let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
         if plan.stage_ids() != state.stages {
@@ -434,7 +434,7 @@ impl<'a> Engine<'a> {
         };
         self.finish(&exec, outcome, message, &lease)
             .await
-            .map(Slice::Finished)
+            .map(|result| Slice::Finished(Box::new(result)))
     }
 
     /// Leaves the lock to the next call of the same owner and says where it starts.
@@ -619,14 +619,13 @@ impl<'a> Engine<'a> {
         lease: &LockLease,
     ) -> Result<RunResult, EngineError> {
         // A refused run changed nothing: what preflight saw is the state.
-        if outcome != RunOutcome::Refused {
-            if let Err(e) = self
+        if outcome != RunOutcome::Refused
+            && let Err(e) = self
                 .observe_after(exec, outcome == RunOutcome::Succeeded)
                 .await
-            {
-                let _ = self.lock.release(lease).await;
-                return Err(e);
-            }
+        {
+            let _ = self.lock.release(lease).await;
+            return Err(e);
         }
         let end = JournalEvent::RunFinished {
             outcome,

@@ -26,6 +26,18 @@ impl RunId {
         ))
     }
 
+    /// The id of the run created for `seed` (a state machine execution) that started at `at`: the same
+    /// inputs always give the same id, so a retried creation names the run the first attempt created.
+    pub fn derived(at: time::OffsetDateTime, seed: &str) -> Self {
+        // FNV-1a: stable across versions and platforms (std's hasher is neither).
+        let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let base = RunId::new(at).0;
+        let stamp = &base[..base.len() - 8];
+        RunId(format!("{stamp}{:08x}", hash & 0xffff_ffff))
+    }
+
     /// Parses a run id given by a user (`lifeboat resume RUN`). Only characters that are safe as a file
     /// name and a DynamoDB key are accepted, so an id can never escape the journal directory.
     pub fn parse(text: &str) -> Result<Self, String> {

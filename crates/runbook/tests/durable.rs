@@ -76,7 +76,7 @@ async fn drive(env: &Env, run: &RunId) -> (RunResult, Vec<Vec<String>>) {
     for _ in 0..100 {
         match env.engine().advance(run, &owner, BUDGET).await.unwrap() {
             Slice::Continue { next, .. } => starts.push(next),
-            Slice::Finished(result) => return (result, starts),
+            Slice::Finished(result) => return (*result, starts),
         }
     }
     panic!("run {run} did not finish in 100 calls");
@@ -347,7 +347,7 @@ async fn a_call_that_runs_out_of_budget_mid_step_hands_over_and_the_next_call_fi
             .unwrap()
         {
             Slice::Continue { .. } => {}
-            Slice::Finished(result) => break result,
+            Slice::Finished(result) => break *result,
         }
         if calls == 20 {
             env.backend.delay("promote", Duration::from_secs(1));
@@ -394,7 +394,7 @@ async fn the_run_bound_counts_across_calls() {
     let result = loop {
         match engine.advance(&run, &owner(&run), BUDGET).await.unwrap() {
             Slice::Continue { .. } => {}
-            Slice::Finished(result) => break result,
+            Slice::Finished(result) => break *result,
         }
     };
     assert_eq!(result.outcome(), RunOutcome::Failed);

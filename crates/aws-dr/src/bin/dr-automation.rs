@@ -1,13 +1,28 @@
 //! The DR automation Lambda (`provided.al2023`, built by `lifeboat package`).
 //!
-//! Invoked by an EventBridge rule on "CloudWatch Alarm State Change" events of the environment's health
-//! alarms. Reads its environment (see [`lifeboat_aws_dr::topology::from_env`]), asks the runbook policy
-//! what to do and, when it says act, runs the switchover (and, only if configured, the failover) through
-//! the engine. Logs are JSON lines; the function's answer says what was decided and done.
+//! Invoked by the DR state machine, one task per invocation (decide, begin a run, advance it by one stage,
+//! report a failure: [`lifeboat_aws_dr::tasks`]), and by the probe schedule. Reads its environment (see
+//! [`lifeboat_aws_dr::topology::from_env`]). Logs are JSON lines; the answer says what was decided and
+//! done; a task that a retry can cure fails the invocation, so the state machine retries it.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use lifeboat_aws_dr::{AwsEnvironment, Connection};
 use serde_json::Value;
+use std::time::Duration;
+
+/// Kept free at the end of an invocation to journal the hand-over to the next one and answer.
+const MARGIN: Duration = Duration::from_secs(60);
+
+/// The time runbook steps may use in this invocation: until Lambda's deadline (milliseconds since the
+/// epoch), minus [`MARGIN`].
+fn budget_until(deadline_ms: u64) -> Duration {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        .saturating_sub(MARGIN)
+        .max(Duration::from_secs(1))
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -28,9 +43,17 @@ async fn main() -> Result<(), Error> {
     let env = &env;
     let settings = &settings;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let answer = lifeboat_aws_dr::lambda::handle(env, settings, &event.payload).await;
-        tracing::info!(answer = %answer, "done");
-        Ok::<Value, Error>(answer)
+        let budget = budget_until(event.context.deadline);
+        match lifeboat_aws_dr::lambda::invoke(env, settings, &event.payload, budget).await {
+            Ok(answer) => {
+                tracing::info!(answer = %answer, "done");
+                Ok::<Value, Error>(answer)
+            }
+            Err(failure) => {
+                tracing::error!(error = %failure, "task failed");
+                Err(failure.into())
+            }
+        }
     }))
     .await
 }
