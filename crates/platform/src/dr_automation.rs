@@ -251,7 +251,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
     );
 
     let key = crate::audit::audit_key(config, &mut s);
-    crate::dr_state_machine::add(config, &mut s, key);
+    crate::dr_state_machine::add(config, &mut s, key, topic.clone());
     trigger(config, &mut s);
     probe(config, &mut s, role, topic.clone());
 

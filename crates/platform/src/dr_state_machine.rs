@@ -21,7 +21,7 @@
 //! An execution started by hand (`{"decision": {"decision": "act", "request": {...}}}` as input) skips
 //! the policy and begins the requested run.
 
-use lifeboat_cfn::resources::{iam, stepfunctions};
+use lifeboat_cfn::resources::{events, iam, stepfunctions};
 use lifeboat_cfn::{Expr, get_att, r, sub};
 use lifeboat_config::Config;
 use lifeboat_contract::automation::{self, action, decision, field, run};
@@ -173,7 +173,7 @@ pub fn definition() -> Value {
 /// Adds the state machine, its role (invoking the DR function, using the audit key for its execution
 /// data) and the role EventBridge starts it with. Needs `DrAutomationFunction` in the stack; `key` is the
 /// customer-managed key that encrypts execution data.
-pub fn add(config: &Config, s: &mut Stack, key: Expr) {
+pub fn add(config: &Config, s: &mut Stack, key: Expr, topic: Expr) {
     let names = config.names();
     let state_machine_arn = sub(format!(
         "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{}",
@@ -231,6 +231,37 @@ pub fn add(config: &Config, s: &mut Stack, key: Expr) {
                 vec![allow(&["states:StartExecution"], vec![r(STATE_MACHINE)])]
             )]))),
             managed_policy_arns: None,
+        },
+    );
+    // An execution that ends without reaching its own report (timed out, aborted, or failed outside a
+    // catch) still reaches the operators: Step Functions emits a status change event for every standard
+    // workflow execution (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html).
+    s.template.add(
+        "DrStateMachineEndedRule",
+        events::Rule {
+            name: Some(format!("{}-dr-execution-ended", names.prefix()).into()),
+            description: Some("Tells the operators when a DR state machine execution ends badly".into()),
+            event_pattern: Some(Expr::json(json!({
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [r(STATE_MACHINE)]
+                }
+            }))),
+            state: Some("ENABLED".into()),
+            targets: Some(Expr::json(json!([{
+                "Id": "operators",
+                "Arn": topic,
+                "InputTransformer": {
+                    "InputPathsMap": {
+                        "status": "$.detail.status",
+                        "execution": "$.detail.name",
+                        "arn": "$.detail.executionArn"
+                    },
+                    "InputTemplate": "\"lifeboat DR automation: state machine execution <execution> ended <status> (<arn>). The run it carried may be unfinished: see `lifeboat runs`, then `lifeboat resume RUN`.\""
+                }
+            }]))),
         },
     );
     s.output(

@@ -339,7 +339,7 @@ pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
         cloudwatch::Alarm {
             alarm_name: Some(names.alarm(config.region(role), "dr-failed-events").into()),
             alarm_description: Some(
-                "An alarm event reached the DR automation and failed every attempt: read the message in the failed-events queue, then run the runbook by hand"
+                "An event sent to the DR automation function on its own (a probe) failed every attempt: read the message in the failed-events queue; the cross-region probe may be blind"
                     .into(),
             ),
             namespace: Some("AWS/SQS".into()),
