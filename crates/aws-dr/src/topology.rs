@@ -283,9 +283,15 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<(Topology, DrSet
     set(&mut topology.ssm_prefix, "CONTROL_SSM_PREFIX");
     set(&mut topology.global_cluster_id, "GLOBAL_CLUSTER_ID");
     if let Some(arn) = env("TOPIC_ARN").filter(|v| !v.is_empty()) {
-        // The topic exists in both regions under one name; the ARN given is the Lambda's own region's.
-        if let Some(region) = arn.split(':').nth(3) {
-            topology.topic_arns.insert(region.to_owned(), arn.clone());
+        // The topic exists in both regions under one name; the ARN given is the Lambda's own region's, and
+        // the other region's differs only in its region field (so the function needs no sns:ListTopics).
+        let parts: Vec<&str> = arn.split(':').collect();
+        if parts.len() == 6 {
+            for region in [config.regions.primary.clone(), config.regions.standby.clone()] {
+                let mut each = parts.clone();
+                each[3] = &region;
+                topology.topic_arns.insert(region.clone(), each.join(":"));
+            }
         }
         // arn:<partition>:sns:<region>:<account>:<name>: the account the stacks (and bucket names) are in.
         if let Some(account) = arn.split(':').nth(4).filter(|a| !a.is_empty()) {
@@ -365,6 +371,11 @@ mod tests {
         assert_eq!(
             t.topic_arns.get("us-west-2").map(String::as_str),
             Some("arn:aws:sns:us-west-2:123456789012:shop-prod-dr-alerts")
+        );
+        assert_eq!(
+            t.topic_arns.get("us-east-1").map(String::as_str),
+            Some("arn:aws:sns:us-east-1:123456789012:shop-prod-dr-alerts"),
+            "the other region's topic, without listing topics"
         );
         assert_eq!(
             t.health_check_ids.get("us-east-1").map(String::as_str),

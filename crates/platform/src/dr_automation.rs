@@ -55,7 +55,6 @@ pub mod env {
     pub const HOSTED_ZONE_ID: &str = "HOSTED_ZONE_ID";
     pub const PRIMARY_HEALTH_CHECK_ID: &str = "PRIMARY_HEALTH_CHECK_ID";
     pub const STANDBY_HEALTH_CHECK_ID: &str = "STANDBY_HEALTH_CHECK_ID";
-    pub const DATABASE_SECRET_ARN: &str = "DATABASE_SECRET_ARN";
     /// Prefix of the `[dr]` settings: `LIFEBOAT_DR_RTO_SECONDS`, ...
     pub const DR_PREFIX: &str = "LIFEBOAT_DR_";
 }
@@ -108,15 +107,7 @@ pub fn build(config: &Config, role: Role) -> Stack {
     let monitoring = stack_id(crate::monitoring::COMPONENT, role);
     let topic = s.input("TopicArn", &monitoring, "TopicArn");
     let topic_key = s.input("TopicKeyArn", &monitoring, "TopicKeyArn");
-    let database_primary = stack_id(crate::database::COMPONENT, Role::Primary);
-    let secret = match role {
-        Role::Primary => s.input("DatabaseSecretArn", &database_primary, "AppSecretArn"),
-        Role::Standby => s.input(
-            "DatabaseSecretArn",
-            &database_primary,
-            "AppSecretReplicaArn",
-        ),
-    };
+    // The database stack first: the function acts on its clusters (by name, not by an output).
     s.needs(&stack_id(crate::database::COMPONENT, role));
     let mut albs = Vec::new();
     for r_ in Role::BOTH {
@@ -158,14 +149,12 @@ pub fn build(config: &Config, role: Role) -> Stack {
 
     let statements = role_statements(
         config,
-        &mut s,
         role,
         log_group_arn,
         &hosted_zone,
         &primary_check,
         &standby_check,
         &topic_key,
-        &secret,
     );
     s.template.add(
         "DrAutomationRole",
@@ -202,7 +191,6 @@ pub fn build(config: &Config, role: Role) -> Stack {
     set(env::HOSTED_ZONE_ID, json!(hosted_zone));
     set(env::PRIMARY_HEALTH_CHECK_ID, json!(primary_check));
     set(env::STANDBY_HEALTH_CHECK_ID, json!(standby_check));
-    set(env::DATABASE_SECRET_ARN, json!(secret));
     for (key, value) in [
         ("RTO_SECONDS", dr.rto_seconds.to_string()),
         ("RPO_SECONDS", dr.rpo_seconds.to_string()),
@@ -289,14 +277,12 @@ pub fn build(config: &Config, role: Role) -> Stack {
 #[allow(clippy::too_many_arguments)]
 fn role_statements(
     config: &Config,
-    s: &mut Stack,
     role: Role,
     log_group_arn: Expr,
     hosted_zone: &Expr,
     primary_check: &Expr,
     standby_check: &Expr,
     topic_key: &Expr,
-    secret: &Expr,
 ) -> Vec<Value> {
     let names = config.names();
     let regions = [
@@ -318,26 +304,36 @@ fn role_statements(
     rds_targets.push(global_cluster.clone());
     let route53 = |rest: Expr| join("", vec![sub("arn:${AWS::Partition}:route53:::"), rest]);
     let ssm_prefix = names.ssm_prefix();
+    // Every statement names the code that needs it; `aws-dr/tests/permissions.rs` checks each action the
+    // runbooks call against these statements and that no statement goes unused.
     let mut statements = vec![
+        // The function's own log lines.
         allow(
             &["logs:CreateLogStream", "logs:PutLogEvents"],
             vec![join("", vec![log_group_arn, ":*".into()])],
         ),
+        // Lambda manages the function's network interfaces in the VPC with the execution role.
         crate::compute::vpc_access_statement(),
+        // promote: switchover or failover of the global cluster.
         allow(
-            &[
-                "rds:FailoverGlobalCluster",
-                "rds:SwitchoverGlobalCluster",
-                "rds:RemoveFromGlobalCluster",
-                "rds:ModifyGlobalCluster",
-                "rds:ModifyDBCluster",
-            ],
+            &["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster"],
             rds_targets,
         ),
+        // prescale-standby: the target cluster's Serverless v2 minimum capacity. RDS offers no condition key
+        // for which settings a ModifyDBCluster changes, so this is as narrow as IAM allows: the two clusters.
+        allow(&["rds:ModifyDBCluster"], clusters),
+        // readiness, wait-drained, promote and failback's reprotect observe Aurora. The Describe actions are
+        // listed under `*` as the RDS authorization reference shows them for the global cluster list and
+        // for snapshot lookups by cluster.
         allow(
-            &["rds:DescribeGlobalClusters", "rds:DescribeDBClusters"],
+            &[
+                "rds:DescribeGlobalClusters",
+                "rds:DescribeDBClusters",
+                "rds:DescribeDBClusterSnapshots",
+            ],
             vec!["*".into()],
         ),
+        // shift-traffic and readiness: the two failover health checks.
         allow(
             &[
                 "route53:GetHealthCheck",
@@ -349,27 +345,17 @@ fn role_statements(
                 route53(join("", vec!["healthcheck/".into(), standby_check.clone()])),
             ],
         ),
+        // readiness: where the failover record points (read only; traffic moves through the health checks).
         allow(
-            &[
-                "route53:ListResourceRecordSets",
-                "route53:ChangeResourceRecordSets",
-            ],
+            &["route53:ListResourceRecordSets"],
             vec![route53(join(
                 "",
                 vec!["hostedzone/".into(), hosted_zone.clone()],
             ))],
         ),
+        // The control state: read by readiness, written by raise/lower-fence and record-active-region.
         allow(
-            &["route53:GetChange"],
-            vec![sub("arn:${AWS::Partition}:route53:::change/*")],
-        ),
-        allow(
-            &[
-                "ssm:GetParameter",
-                "ssm:GetParameters",
-                "ssm:GetParametersByPath",
-                "ssm:PutParameter",
-            ],
+            &["ssm:GetParameters", "ssm:PutParameter"],
             regions
                 .iter()
                 .flat_map(|r| {
@@ -380,6 +366,7 @@ fn role_statements(
                 })
                 .collect(),
         ),
+        // The run journal, lock and epoch.
         allow(
             &[
                 "dynamodb:GetItem",
@@ -387,36 +374,39 @@ fn role_statements(
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",
-                "dynamodb:ConditionCheckItem",
             ],
             each_region("dynamodb", &format!("table/{}", names.journal_table())),
         ),
+        // readiness: the sessions table's replica in each region.
+        allow(
+            &["dynamodb:DescribeTable"],
+            each_region("dynamodb", &format!("table/{}", names.sessions_table())),
+        ),
+        // notify and the operator messages: the alert topic of either region (the surviving one after a
+        // region is lost).
         allow(&["sns:Publish"], each_region("sns", &names.topic_name())),
+        // Publishing to a topic encrypted with a customer key needs the key: this region's topic key by ARN.
         allow(
             &["kms:GenerateDataKey", "kms:Decrypt"],
             vec![topic_key.clone()],
         ),
+        // readiness: alarms firing and the replication lag metric.
         allow(
-            &[
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:GetMetricStatistics",
-                "cloudwatch:GetMetricData",
-            ],
+            &["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics"],
             vec!["*".into()],
         ),
-        allow(&["secretsmanager:GetSecretValue"], vec![secret.clone()]),
+        // prescale-standby: the storefront function's reserved concurrency.
         allow(
             &[
-                "lambda:GetFunctionConfiguration",
                 "lambda:GetFunctionConcurrency",
                 "lambda:PutFunctionConcurrency",
-                "lambda:DeleteFunctionConcurrency",
             ],
             each_region(
                 "lambda",
                 &format!("function:{}", names.storefront_function()),
             ),
         ),
+        // readiness: the asset buckets' replication.
         allow(
             &["s3:GetReplicationConfiguration"],
             regions
@@ -425,15 +415,16 @@ fn role_statements(
                 .collect(),
         ),
     ];
+    // The other region's topic key is a different stack's (and region's) key, unknown here by ARN: allowed
+    // for any key of that region only when SNS uses it there on this function's behalf.
+    let other = config.region(role.other()).to_string();
+    statements.push(json!({
+        "Effect": "Allow",
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": [arn_in("kms", &other, "key/*")],
+        "Condition": { "StringEquals": { "kms:ViaService": format!("sns.{other}.amazonaws.com") } }
+    }));
     statements.extend(probe_statements(config));
-    if role == Role::Primary {
-        let database_key = s.input(
-            "DatabaseKeyArn",
-            &stack_id(crate::database::COMPONENT, Role::Primary),
-            "DatabaseKeyArn",
-        );
-        statements.push(allow(&["kms:Decrypt"], vec![database_key]));
-    }
     statements
 }
 

@@ -330,17 +330,8 @@ fn security_groups(s: &mut Stack, vpc_cidr: &str) {
             ..ingress("DatabaseSecurityGroup", 3306, "MySQL from the storefront")
         },
     );
-    s.template.add(
-        "DatabaseIngressFromDrAutomation",
-        ec2::SecurityGroupIngress {
-            source_security_group_id: Some(r("DrAutomationSecurityGroup")),
-            ..ingress(
-                "DatabaseSecurityGroup",
-                3306,
-                "MySQL from the DR automation",
-            )
-        },
-    );
+    // No path from the DR automation to the database: it changes roles through the RDS API and never
+    // opens a MySQL connection.
     s.template.add(
         "EndpointIngressFromVpc",
         ec2::SecurityGroupIngress {
