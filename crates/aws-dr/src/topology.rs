@@ -287,7 +287,10 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<(Topology, DrSet
         // the other region's differs only in its region field (so the function needs no sns:ListTopics).
         let parts: Vec<&str> = arn.split(':').collect();
         if parts.len() == 6 {
-            for region in [config.regions.primary.clone(), config.regions.standby.clone()] {
+            for region in [
+                config.regions.primary.clone(),
+                config.regions.standby.clone(),
+            ] {
                 let mut each = parts.clone();
                 each[3] = &region;
                 topology.topic_arns.insert(region.clone(), each.join(":"));

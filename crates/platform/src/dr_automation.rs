@@ -322,15 +322,10 @@ fn role_statements(
         // prescale-standby: the target cluster's Serverless v2 minimum capacity. RDS offers no condition key
         // for which settings a ModifyDBCluster changes, so this is as narrow as IAM allows: the two clusters.
         allow(&["rds:ModifyDBCluster"], clusters),
-        // readiness, wait-drained, promote and failback's reprotect observe Aurora. The Describe actions are
-        // listed under `*` as the RDS authorization reference shows them for the global cluster list and
-        // for snapshot lookups by cluster.
+        // readiness, wait-drained and promote observe Aurora (the automation never runs a failback, whose
+        // reprotect also lists snapshots). Under `*`: DescribeGlobalClusters lists every global cluster.
         allow(
-            &[
-                "rds:DescribeGlobalClusters",
-                "rds:DescribeDBClusters",
-                "rds:DescribeDBClusterSnapshots",
-            ],
+            &["rds:DescribeGlobalClusters", "rds:DescribeDBClusters"],
             vec!["*".into()],
         ),
         // shift-traffic and readiness: the two failover health checks.
@@ -392,7 +387,10 @@ fn role_statements(
         ),
         // readiness: alarms firing and the replication lag metric.
         allow(
-            &["cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics"],
+            &[
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:GetMetricStatistics",
+            ],
             vec!["*".into()],
         ),
         // prescale-standby: the storefront function's reserved concurrency.

@@ -292,10 +292,7 @@ fn security_groups_admit_only_what_they_should() {
                 .to_string()
         })
         .collect();
-    assert_eq!(
-        sources,
-        BTreeSet::from(["AppSecurityGroup".to_string()])
-    );
+    assert_eq!(sources, BTreeSet::from(["AppSecurityGroup".to_string()]));
 
     let alb_ports: BTreeSet<i64> = rules_of("AlbSecurityGroup")
         .iter()

@@ -510,7 +510,8 @@ fn no_plain_http_outside_dev_unless_explicitly_allowed() {
 }
 
 #[test]
-fn a_generated_health_token_is_given_to_the_storefront_and_the_dr_automation_in_both_regions() {
+fn a_generated_health_token_is_given_to_the_storefront_in_both_regions_and_not_to_the_dr_automation()
+ {
     for (c, s) in both() {
         let primary = template(&s, "compute-primary");
         let secret = &primary["Resources"]["HealthTokenSecret"]["Properties"];
@@ -529,18 +530,25 @@ fn a_generated_health_token_is_given_to_the_storefront_and_the_dr_automation_in_
             } else {
                 json!({"Ref": "HealthTokenSecretArn"})
             };
-            for (stack, role_id, function) in [
-                (
-                    format!("compute-{role}"),
-                    "StorefrontRole",
-                    "StorefrontFunction",
-                ),
-                (
-                    format!("dr-automation-{role}"),
-                    "DrAutomationRole",
-                    "DrAutomationFunction",
-                ),
-            ] {
+            // The DR automation invokes the storefront function itself and needs only the answer's status:
+            // it gets neither the token's ARN nor a way to read it.
+            let dr = template(&s, &format!("dr-automation-{role}"));
+            assert!(
+                dr["Resources"]["DrAutomationFunction"]["Properties"]["Environment"]["Variables"]
+                    .get("HEALTH_TOKEN_SECRET_ARN")
+                    .is_none()
+            );
+            assert!(
+                !role_statements(&dr)
+                    .iter()
+                    .any(|st| st.to_string().contains("secretsmanager:")),
+                "dr-automation-{role}: a secret is readable"
+            );
+            for (stack, role_id, function) in [(
+                format!("compute-{role}"),
+                "StorefrontRole",
+                "StorefrontFunction",
+            )] {
                 let t = template(&s, &stack);
                 let variables = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
                 let arn = if stack == "compute-primary" {
@@ -569,7 +577,7 @@ fn a_generated_health_token_is_given_to_the_storefront_and_the_dr_automation_in_
                 }
             }
             if role == "standby" {
-                for stack in ["compute-standby", "dr-automation-standby"] {
+                for stack in ["compute-standby"] {
                     let entry = s.manifest.stack(stack).unwrap();
                     assert!(entry.parameters.iter().any(|p| p.name == "HealthTokenSecretArn"
                         && matches!(&p.source, lifeboat_contract::manifest::ParameterSource::StackOutput { stack, output }

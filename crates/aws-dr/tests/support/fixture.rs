@@ -14,6 +14,8 @@
 // Each test crate that includes this file uses a different part of it.
 #![allow(dead_code)]
 
+#[path = "iam.rs"]
+pub mod iam;
 #[path = "model.rs"]
 pub mod model;
 
@@ -49,6 +51,8 @@ pub struct Fixture {
     pub model: AwsModel,
     pub queue_urls: BTreeMap<String, String>,
     pub sqs: BTreeMap<String, aws_sdk_sqs::Client>,
+    /// Every request the code under test sent through `clients`.
+    pub calls: iam::CallLog,
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -234,21 +238,55 @@ impl Fixture {
                 region == PRIMARY,
             );
         }
+        let calls = iam::CallLog::default();
         let mut regions = BTreeMap::new();
         for region in [PRIMARY, STANDBY] {
             let mut clients = RegionClients::new(region, &sdk[region]);
             // The modelled calls still reach the emulator, whose answer the model's then replaces; a retry
             // would ask the model a second time, so these clients do not retry.
+            // Every request is recorded for the permission checks (support/iam.rs).
+            let recorder = iam::Recorder {
+                log: calls.clone(),
+                region: region.to_owned(),
+            };
             clients.rds = aws_sdk_rds::Client::from_conf(
                 aws_sdk_rds::config::Builder::from(&sdk[region])
                     .interceptor(interceptor(&model.rds_rules(region)))
+                    .interceptor(recorder.clone())
                     .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
                     .build(),
             );
             clients.lambda = aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&sdk[region])
                     .interceptor(interceptor(&model.lambda_rules(region)))
+                    .interceptor(recorder.clone())
                     .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+                    .build(),
+            );
+            clients.ssm = aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&sdk[region])
+                    .interceptor(recorder.clone())
+                    .build(),
+            );
+            clients.sns = aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&sdk[region])
+                    .interceptor(recorder.clone())
+                    .build(),
+            );
+            clients.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&sdk[region])
+                    .interceptor(recorder.clone())
+                    .build(),
+            );
+            clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk[region])
+                    .interceptor(recorder.clone())
+                    .build(),
+            );
+            clients.s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk[region])
+                    .force_path_style(true)
+                    .interceptor(recorder.clone())
                     .build(),
             );
             regions.insert(region.to_owned(), clients);
@@ -258,6 +296,10 @@ impl Fixture {
         let route53 = aws_sdk_route53::Client::from_conf(
             aws_sdk_route53::config::Builder::from(&global_sdk)
                 .interceptor(interceptor(&model.route53_rules()))
+                .interceptor(iam::Recorder {
+                    log: calls.clone(),
+                    region: "us-east-1".into(),
+                })
                 .retry_config(aws_sdk_route53::config::retry::RetryConfig::disabled())
                 .build(),
         );
@@ -579,6 +621,7 @@ impl Fixture {
             model,
             queue_urls,
             sqs: sqs_clients,
+            calls,
         }
     }
 
