@@ -83,10 +83,19 @@ async fn execute_killing_promote(
     settings: &lifeboat_runbook::DrSettings,
     event: Value,
 ) -> (Execution, bool) {
-    let env = f.environment();
+    execute_in(f, &f.environment(), settings, event).await
+}
+
+/// As [`execute_killing_promote`], with the function's environment `env`.
+async fn execute_in(
+    f: &Fixture,
+    env: &lifeboat_aws_dr::AwsEnvironment,
+    settings: &lifeboat_runbook::DrSettings,
+    event: Value,
+) -> (Execution, bool) {
     let definition = lifeboat_platform::dr_state_machine::definition();
     let killed = Cell::new(false);
-    let (env, killed_ref, model) = (&env, &killed, &f.model);
+    let (killed_ref, model) = (&killed, &f.model);
     let mut invoke = move |payload: Value| -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Value, TaskError>> + '_>,
     > {
@@ -436,4 +445,180 @@ fn the_definition_is_what_the_stack_deploys_and_its_retries_fit_inside_the_run_l
             assert!(state["TimeoutSeconds"].as_u64().unwrap() > 900, "{name}");
         }
     }
+}
+
+/// The DR function as deployed in the standby region: its environment variables and its role's statements
+/// taken from the synthesized `dr-automation-standby` template (intrinsics resolved to the fixture's
+/// resources), its clients the fixture's recorded ones.
+async fn as_deployed(
+    f: &Fixture,
+) -> (
+    lifeboat_aws_dr::AwsEnvironment,
+    lifeboat_runbook::DrSettings,
+    Vec<Value>,
+) {
+    use fixture::iam;
+    let synthesis = lifeboat_platform::platform::synthesize(&f.config).unwrap();
+    let template = synthesis
+        .template("dr-automation-standby")
+        .unwrap()
+        .to_json();
+    let checks: std::collections::BTreeMap<String, String> = f
+        .model
+        .state()
+        .health_checks
+        .iter()
+        .map(|(id, region)| (region.clone(), id.clone()))
+        .collect();
+    let reports_bucket = f.config.names().reports_bucket_in(STANDBY, iam::ACCOUNT);
+    let topic = |region: &str| {
+        format!(
+            "arn:aws:sns:{region}:{}:{}",
+            iam::ACCOUNT,
+            f.topology.topic_name
+        )
+    };
+    let values: std::collections::BTreeMap<String, String> = [
+        ("HostedZoneId", f.model.zone_id().unwrap()),
+        ("PrimaryHealthCheckId", checks[PRIMARY].clone()),
+        ("StandbyHealthCheckId", checks[STANDBY].clone()),
+        ("TopicArn", topic(STANDBY)),
+        (
+            "TopicKeyArn",
+            format!("arn:aws:kms:{STANDBY}:{}:key/topic", iam::ACCOUNT),
+        ),
+        ("ReportsBucket", reports_bucket.clone()),
+        (
+            "ReportsBucket.Arn",
+            format!("arn:aws:s3:::{reports_bucket}"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let resources = &template["Resources"];
+    let variables = iam::resolve(
+        &resources["DrAutomationFunction"]["Properties"]["Environment"]["Variables"],
+        STANDBY,
+        &values,
+    );
+    let (mut topology, settings) = lifeboat_aws_dr::topology::from_env(&|key| {
+        variables
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    })
+    .unwrap();
+    topology.bounds = f.topology.bounds.clone();
+    f.direct[STANDBY]
+        .s3
+        .create_bucket()
+        .bucket(&reports_bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let statements = iam::role_statements(&template, "DrAutomationRole")
+        .iter()
+        .map(|s| iam::resolve(s, STANDBY, &values))
+        .collect();
+    let env = lifeboat_aws_dr::AwsEnvironment::from_clients(f.clients.clone(), topology, STANDBY);
+    (env, settings, statements)
+}
+
+/// Statements that AWS services use on the function's behalf rather than its code, each with who uses
+/// it: they cannot be seen in the code's requests.
+fn used_by_a_service(statement: &Value) -> Option<&'static str> {
+    let actions = statement["Action"].to_string();
+    if actions.contains("logs:") {
+        Some("Lambda writes the function's logs with its role")
+    } else if actions.contains("ec2:") {
+        Some("Lambda manages the function's network interfaces in the VPC with its role")
+    } else if actions.contains("kms:") {
+        Some(
+            "S3 and SNS use the keys with the caller's permissions when it writes an encrypted object or publishes to an encrypted topic",
+        )
+    } else if actions.contains("sqs:SendMessage") {
+        Some(
+            "Lambda sends a failed asynchronous event to the function's failure destination with its role",
+        )
+    } else {
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dr_roles_statements_allow_every_call_of_a_switchover_a_failover_and_the_probe_and_each_is_needed()
+ {
+    use fixture::iam;
+    let mut statements: Vec<Value> = Vec::new();
+    let mut needed: std::collections::BTreeMap<usize, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    let mut denied = Vec::new();
+    for scenario in ["switchover", "failover"] {
+        let f = Fixture::create().await;
+        let alarm = probe_alarm_fires(&f).await;
+        let (env, mut settings, role) = as_deployed(&f).await;
+        statements = role;
+        if scenario == "switchover" {
+            f.model
+                .update(PRIMARY, |r| r.reachable_from_internet = false);
+        } else {
+            f.model.lose_region(PRIMARY);
+            settings.allow_data_loss = true;
+        }
+        let probe = lifeboat_aws_dr::lambda::invoke(
+            &env,
+            &settings,
+            &lifeboat_platform::dr_automation::probe_event(PRIMARY),
+            BUDGET,
+        )
+        .await
+        .unwrap();
+        assert_eq!(probe["published"], true, "{scenario}: {probe}");
+        let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+        let (execution, killed) =
+            execute_in(&f, &env, &settings, alarm_event(&alarm, ten_minutes_ago)).await;
+        assert!(killed);
+        assert_eq!(execution.status, "SUCCEEDED", "{scenario}: {execution:#?}");
+        let verdict = iam::evaluate(&statements, &f.calls.calls());
+        denied.extend(verdict.denied.into_iter().map(|d| (scenario, d)));
+        for (i, pairs) in verdict.needed {
+            needed.entry(i).or_default().extend(pairs);
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "calls the DR role does not allow:\n{}",
+        denied
+            .iter()
+            .map(|(s, (a, r))| format!("  {s}: {a} on {r}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Deleting any statement makes a call of these runs fail: each one is the only statement allowing
+    // at least one call, unless a service uses it on the function's behalf.
+    let mut unneeded = Vec::new();
+    for (i, statement) in statements.iter().enumerate() {
+        match (needed.get(&i), used_by_a_service(statement)) {
+            (Some(calls), _) => {
+                println!(
+                    "statement {i} {} needed by {:?}",
+                    statement["Action"],
+                    calls.first().unwrap()
+                );
+            }
+            (None, Some(reason)) => println!("statement {i} {}: {reason}", statement["Action"]),
+            (None, None) => unneeded.push(format!("{i}: {statement}")),
+        }
+    }
+    assert!(
+        unneeded.is_empty(),
+        "statements no call of a switchover, a failover or the probe needs:\n{}",
+        unneeded.join("\n")
+    );
 }

@@ -151,7 +151,6 @@ pub fn build(config: &Config, role: Role) -> Stack {
         config,
         role,
         log_group_arn,
-        &hosted_zone,
         &primary_check,
         &standby_check,
         &topic_key,
@@ -279,7 +278,6 @@ fn role_statements(
     config: &Config,
     role: Role,
     log_group_arn: Expr,
-    hosted_zone: &Expr,
     primary_check: &Expr,
     standby_check: &Expr,
     topic_key: &Expr,
@@ -340,17 +338,12 @@ fn role_statements(
                 route53(join("", vec!["healthcheck/".into(), standby_check.clone()])),
             ],
         ),
-        // readiness: where the failover record points (read only; traffic moves through the health checks).
+        // No record listing: the health check ids come in the function's environment, so the lookup through
+        // the zone's records (the command line's way) never runs here.
+        // The control state: read by readiness and the epoch store (its floor), written by raise/lower-fence
+        // and record-active-region.
         allow(
-            &["route53:ListResourceRecordSets"],
-            vec![route53(join(
-                "",
-                vec!["hostedzone/".into(), hosted_zone.clone()],
-            ))],
-        ),
-        // The control state: read by readiness, written by raise/lower-fence and record-active-region.
-        allow(
-            &["ssm:GetParameters", "ssm:PutParameter"],
+            &["ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"],
             regions
                 .iter()
                 .flat_map(|r| {

@@ -544,11 +544,12 @@ fn a_generated_health_token_is_given_to_the_storefront_in_both_regions_and_not_t
                     .any(|st| st.to_string().contains("secretsmanager:")),
                 "dr-automation-{role}: a secret is readable"
             );
-            for (stack, role_id, function) in [(
-                format!("compute-{role}"),
-                "StorefrontRole",
-                "StorefrontFunction",
-            )] {
+            {
+                let (stack, role_id, function) = (
+                    format!("compute-{role}"),
+                    "StorefrontRole",
+                    "StorefrontFunction",
+                );
                 let t = template(&s, &stack);
                 let variables = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
                 let arn = if stack == "compute-primary" {
@@ -577,8 +578,8 @@ fn a_generated_health_token_is_given_to_the_storefront_in_both_regions_and_not_t
                 }
             }
             if role == "standby" {
-                for stack in ["compute-standby"] {
-                    let entry = s.manifest.stack(stack).unwrap();
+                {
+                    let entry = s.manifest.stack("compute-standby").unwrap();
                     assert!(entry.parameters.iter().any(|p| p.name == "HealthTokenSecretArn"
                         && matches!(&p.source, lifeboat_contract::manifest::ParameterSource::StackOutput { stack, output }
                             if stack == "compute-primary" && output == "HealthTokenSecretReplicaArn")));

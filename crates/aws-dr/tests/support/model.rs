@@ -416,6 +416,10 @@ impl AwsModel {
         self.state.lock().unwrap()
     }
 
+    pub fn zone_id(&self) -> Option<String> {
+        self.zone_id.lock().unwrap().clone()
+    }
+
     pub fn set_zone(&self, zone_id: &str) {
         *self.zone_id.lock().unwrap() = Some(zone_id.to_owned());
     }
