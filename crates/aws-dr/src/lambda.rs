@@ -205,6 +205,16 @@ pub async fn decide(env: &AwsEnvironment, settings: &DrSettings, event: &Value) 
             notify(env, &reason).await;
             json!({ d::DECISION: d::NOTIFY_ONLY, d::REASON: reason })
         }
+        // One coordinator per move: the automation of the region the move goes to. Both regions hear every
+        // alarm; the target is the one that survives the move's cause, and its replica of the journal
+        // table holds the run's lock, so two regions never act on one alarm with two locks.
+        Decision::Act { to, reason, .. } if to != env.coordination_region => json!({
+            d::DECISION: d::IGNORE,
+            d::REASON: format!(
+                "{reason}; a move to {to} is carried out by {to}'s DR automation, {} only watches",
+                env.coordination_region
+            ),
+        }),
         Decision::Act {
             kind,
             from,

@@ -622,3 +622,43 @@ async fn the_dr_roles_statements_allow_every_call_of_a_switchover_a_failover_and
         unneeded.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_regions_hear_the_alarm_at_once_and_exactly_one_run_proceeds() {
+    let f = Fixture::create().await;
+    let alarm = probe_alarm_fires(&f).await;
+    f.model
+        .update(PRIMARY, |r| r.reachable_from_internet = false);
+    let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let event = alarm_event(&alarm, ten_minutes_ago);
+    // Each region's state machine, its function coordinating in its own region's replica.
+    let in_primary = lifeboat_aws_dr::AwsEnvironment::from_clients(
+        f.clients.clone(),
+        f.topology.clone(),
+        PRIMARY,
+    );
+    let in_standby = f.environment();
+    let (primary, standby) = tokio::join!(
+        states::execute(&in_primary, &f.settings, "from-primary", event.clone()),
+        states::execute(&in_standby, &f.settings, "from-standby", event),
+    );
+    assert_eq!(primary.ended_in, "NoRun", "{primary:#?}");
+    let reason = primary.output["decision"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("carried out by us-west-2's DR automation"),
+        "{reason}"
+    );
+    assert_eq!(standby.ended_in, "RunSucceeded", "{standby:#?}");
+    for env in [&in_primary, &in_standby] {
+        let runs = env.journal.list().await.unwrap();
+        assert!(runs.len() <= 1, "{runs:?}");
+    }
+    assert_eq!(
+        in_standby.journal.list().await.unwrap().len(),
+        1,
+        "the run lives in the target region's replica"
+    );
+    let model = f.model.state();
+    assert_eq!(model.aurora.switchovers.len(), 1);
+    assert_eq!(model.aurora.writer_region(), Some(STANDBY));
+}

@@ -65,37 +65,41 @@ fn lifeboat_binary_json(config: &Path, args: &[&str]) -> serde_json::Value {
 
 /// The JSON reports in the reports location (`dr-reports/` in the standby region's assets bucket: the
 /// command line coordinates from the standby region), oldest run first.
+/// Every run report in S3: a run stores its report in the region it moved to (its assets bucket, the
+/// command line's report place), so both regions' buckets are read.
 async fn stored_reports(f: &Fixture) -> Vec<serde_json::Value> {
-    let s3 = &f.clients.regions[STANDBY].s3;
-    let bucket = &f.topology.assets_buckets[STANDBY];
-    let listing = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&f.topology.reports_prefix)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("cannot list s3://{bucket}: {e:?}"));
-    let mut keys: Vec<String> = listing
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .filter(|k| k.ends_with("/report.json"))
-        .map(str::to_owned)
-        .collect();
-    keys.sort();
     let mut reports: Vec<serde_json::Value> = Vec::new();
-    for key in keys {
-        let object = s3
-            .get_object()
+    for region in [PRIMARY, STANDBY] {
+        let s3 = &f.direct[region].s3;
+        let bucket = &f.topology.assets_buckets[region];
+        let listing = s3
+            .list_objects_v2()
             .bucket(bucket)
-            .key(&key)
+            .prefix(&f.topology.reports_prefix)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("cannot read s3://{bucket}/{key}: {e:?}"));
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        reports.push(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("s3://{bucket}/{key} is not a JSON report: {e}");
-        }));
+            .unwrap_or_else(|e| panic!("cannot list s3://{bucket}: {e:?}"));
+        let mut keys: Vec<String> = listing
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| k.ends_with("/report.json"))
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        for key in keys {
+            let object = s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("cannot read s3://{bucket}/{key}: {e:?}"));
+            let bytes = object.body.collect().await.unwrap().into_bytes();
+            reports.push(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("s3://{bucket}/{key} is not a JSON report: {e}");
+            }));
+        }
     }
     reports.sort_by_key(|r| r["started_at"].as_str().unwrap_or_default().to_owned());
     reports

@@ -153,6 +153,7 @@ fn start(
     yes: bool,
 ) -> Result<(), CliError> {
     confirm(&request, target, yes)?;
+    let target = target.coordinated_in(&request.to);
     let progress = Progress::new(None);
     let on_event = |e: &lifeboat_runbook::JournalEvent| progress.on_event(e);
     let engine = target.engine().with_progress(&on_event);

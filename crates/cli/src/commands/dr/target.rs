@@ -54,9 +54,67 @@ pub struct DrTarget {
     pub epochs: Arc<dyn EpochStore>,
     pub reports: Arc<dyn ReportSink>,
     pub settings: DrSettings,
+    /// On AWS: the clients and topology, to coordinate a run in another region's replica.
+    aws: Option<(lifeboat_aws_dr::Clients, lifeboat_aws_dr::Topology)>,
 }
 
 impl DrTarget {
+    /// This target with a run's journal, lock, epoch and reports in `region`'s replica (AWS; the local
+    /// runtime has one store). A run is coordinated in the region it moves to, as the DR automation of
+    /// that region coordinates it: an operator's run and the automation's meet on one lock.
+    pub fn coordinated_in(&self, region: &str) -> DrTarget {
+        let Some((clients, topology)) = &self.aws else {
+            return self.clone_parts();
+        };
+        let env = lifeboat_aws_dr::AwsEnvironment::from_clients(
+            clients.clone(),
+            topology.clone(),
+            region,
+        );
+        DrTarget {
+            journal: env.journal.clone(),
+            lock: env.journal.clone(),
+            epochs: env.journal,
+            reports: env.reports,
+            ..self.clone_parts()
+        }
+    }
+
+    /// Every store of runs: the one journal locally; on AWS each region's replica of the journal table (a
+    /// run is written in the replica of the region it moves to, and replication copies it to the other;
+    /// with a region lost, or replication behind, only one of them may have it).
+    pub fn journals(&self) -> Vec<(String, Arc<dyn Journal>)> {
+        let Some((clients, topology)) = &self.aws else {
+            return vec![(self.target.as_str().to_owned(), self.journal.clone())];
+        };
+        topology
+            .regions()
+            .iter()
+            .map(|region| {
+                let env = lifeboat_aws_dr::AwsEnvironment::from_clients(
+                    clients.clone(),
+                    topology.clone(),
+                    region,
+                );
+                let journal: Arc<dyn Journal> = env.journal;
+                ((*region).to_owned(), journal)
+            })
+            .collect()
+    }
+
+    fn clone_parts(&self) -> DrTarget {
+        DrTarget {
+            target: self.target,
+            backend: self.backend.clone(),
+            journal: self.journal.clone(),
+            lock: self.lock.clone(),
+            epochs: self.epochs.clone(),
+            reports: self.reports.clone(),
+            settings: self.settings.clone(),
+            aws: self.aws.clone(),
+        }
+    }
+
     pub fn engine(&self) -> lifeboat_runbook::Engine<'_> {
         lifeboat_runbook::Engine::new(
             &*self.backend,
@@ -95,6 +153,7 @@ pub async fn backend_for(
                 epochs: coordination,
                 reports: Arc::new(reports),
                 settings,
+                aws: None,
             })
         }
         Target::Aws => {
@@ -104,8 +163,9 @@ pub async fn backend_for(
             };
             let mut topology = lifeboat_aws_dr::Topology::from_config(config);
             ctx.overrides.apply_to(&mut topology.bounds);
-            // The journal and lock live in the standby region's replica of the journal table: the region a
-            // failover runs from keeps them when the primary is gone.
+            // Reading runs and resuming use the standby region's replica of the journal table (the region a
+            // failover runs from keeps it when the primary is gone); a new run is coordinated in the region
+            // it moves to (`coordinated_in`).
             let coordination_region = config.regions.standby.clone();
             let clients = match &ctx.overrides.aws_clients {
                 Some(clients) => clients.clone(),
@@ -122,8 +182,8 @@ pub async fn backend_for(
                 }
             };
             let env = lifeboat_aws_dr::AwsEnvironment::from_clients(
-                clients,
-                topology,
+                clients.clone(),
+                topology.clone(),
                 &coordination_region,
             );
             Ok(DrTarget {
@@ -134,6 +194,7 @@ pub async fn backend_for(
                 epochs: env.journal,
                 reports: env.reports,
                 settings: settings_for(target, config),
+                aws: Some((clients, topology)),
             })
         }
     }
