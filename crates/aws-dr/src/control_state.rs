@@ -22,6 +22,9 @@ pub struct Seeded {
     pub region: String,
     /// Parameters created, `name=value`; empty when every one existed already.
     pub created: Vec<String>,
+    /// The region's API could not be reached: nothing was read or created there (it is seeded at the
+    /// next deploy that reaches it).
+    pub unreachable: Option<String>,
 }
 
 /// The control state as published under the newest epoch in either region.
@@ -40,14 +43,51 @@ pub async fn current(
     clients: &Clients,
     topology: &Topology,
 ) -> Result<Option<ControlTruth>, BackendError> {
+    let (held, items, _) = read_reachable(clients, topology).await?;
+    Ok(newest(held.iter().map(|(_, p)| p), &items, None))
+}
+
+/// Each region's parameters and control items, skipping a region whose API cannot be reached (a standby
+/// deployed while the primary region is lost); fails only when no region answers. Returns the regions
+/// skipped, with why.
+async fn read_reachable<'c>(
+    clients: &'c Clients,
+    topology: &Topology,
+) -> Result<
+    (
+        Vec<(&'c RegionClients, ControlParams)>,
+        Vec<ControlTruth>,
+        Vec<(String, String)>,
+    ),
+    BackendError,
+> {
     let mut held = Vec::new();
     let mut items = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut first_error = None;
     for region in topology.regions() {
         let c = clients.region(region)?;
-        held.push(read(c, topology).await?);
-        items.extend(read_items(c, topology).await?);
+        let read_both = async {
+            let params = read(c, topology).await?;
+            let found = read_items(c, topology).await?;
+            Ok::<_, BackendError>((params, found))
+        };
+        match read_both.await {
+            Ok((params, found)) => {
+                held.push((c, params));
+                items.extend(found);
+            }
+            Err(e) if e.kind == lifeboat_runbook::BackendErrorKind::Unavailable => {
+                unreachable.push((region.to_owned(), e.message.clone()));
+                first_error.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(newest(held.iter(), &items, None))
+    match first_error {
+        Some(e) if held.is_empty() => Err(e),
+        _ => Ok((held, items, unreachable)),
+    }
 }
 
 /// The newest of the parameters' states, the control items' and what was remembered; at equal epochs a
@@ -124,13 +164,7 @@ pub async fn seed(
     topology: &Topology,
     remembered: Option<&ControlTruth>,
 ) -> Result<Vec<Seeded>, BackendError> {
-    let mut held = Vec::new();
-    let mut items = Vec::new();
-    for region in topology.regions() {
-        let c = clients.region(region)?;
-        held.push((c, read(c, topology).await?));
-        items.extend(read_items(c, topology).await?);
-    }
+    let (held, items, unreachable) = read_reachable(clients, topology).await?;
     let truth = newest(held.iter().map(|(_, p)| p), &items, remembered).unwrap_or(ControlTruth {
         active_region: topology.primary_region.clone(),
         epoch: INITIAL_EPOCH,
@@ -174,6 +208,14 @@ pub async fn seed(
         report.push(Seeded {
             region: c.region.clone(),
             created,
+            unreachable: None,
+        });
+    }
+    for (region, why) in unreachable {
+        report.push(Seeded {
+            region,
+            created: Vec::new(),
+            unreachable: Some(why),
         });
     }
     Ok(report)

@@ -391,6 +391,56 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
 }
 
 /// The documented EventBridge event of an alarm's state change, entered at `entered`.
+/// A deploy of the standby alone while the primary region is lost: the control state is read and seeded
+/// in the standby only, and the primary is reported as not checked, instead of failing the deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_primary_region_lost_the_control_state_is_seeded_in_the_standby_alone() {
+    let f = Fixture::create().await;
+    let t = &f.topology;
+    f.model.lose_region(PRIMARY);
+    // Read before the stacks change (as `lifeboat deploy` does): the standby's state alone.
+    let truth = lifeboat_aws_dr::control_state::current(&f.clients, t)
+        .await
+        .unwrap()
+        .expect("the standby's state");
+    assert_eq!(truth.active_region, PRIMARY);
+    // The update removed the standby's epoch parameter (a template that still owned it).
+    f.direct[STANDBY]
+        .ssm
+        .delete_parameter()
+        .name(t.ssm_epoch())
+        .send()
+        .await
+        .unwrap();
+    let seeded = lifeboat_aws_dr::control_state::seed(&f.clients, t, Some(&truth))
+        .await
+        .unwrap();
+    let primary = seeded.iter().find(|s| s.region == PRIMARY).unwrap();
+    assert!(
+        primary.unreachable.is_some() && primary.created.is_empty(),
+        "{seeded:?}"
+    );
+    let standby = seeded.iter().find(|s| s.region == STANDBY).unwrap();
+    assert!(standby.unreachable.is_none());
+    assert!(
+        standby
+            .created
+            .iter()
+            .any(|c| c.starts_with(&t.ssm_epoch())),
+        "the missing epoch is created in the standby: {seeded:?}"
+    );
+    // With no region reachable, nothing is guessed: the seed fails.
+    f.model.lose_region(STANDBY);
+    let err = lifeboat_aws_dr::control_state::seed(&f.clients, t, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind,
+        lifeboat_runbook::BackendErrorKind::Unavailable,
+        "{err:?}"
+    );
+}
+
 fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde_json::Value {
     let at = entered
         .format(time::macros::format_description!(

@@ -417,6 +417,88 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         Ok((outputs, missing))
     }
 
+    /// The outputs of the stacks outside `selection` that selected ones depend on. A dependency whose
+    /// region cannot be reached (the primary region lost, and the standby is being deployed alone) is read
+    /// from what its consumers recorded: the parameter values each selected stack was last deployed with,
+    /// as CloudFormation keeps them in the consumer's own region. A consumer never deployed has no record:
+    /// that is reported as missing.
+    async fn outputs_for_deploy(
+        &self,
+        selection: &Selection,
+        observer: &dyn Observer,
+    ) -> Result<(OutputsById, Vec<String>), EngineError> {
+        let mut reachable = Vec::new();
+        let mut unreachable = Vec::new();
+        for id in &selection.external_dependencies {
+            let entry = self.entry(id);
+            match self.api(&entry.region)?.describe_stack(&entry.name).await {
+                Err(e) if e.unavailable => unreachable.push((id.clone(), e)),
+                _ => reachable.push(id.as_str()),
+            }
+        }
+        let (mut outputs, mut missing) = self.current_outputs(reachable).await?;
+        for (producer, error) in unreachable {
+            let producer_entry = self.entry(&producer);
+            let mut recorded: BTreeMap<String, String> = BTreeMap::new();
+            for consumer in &selection.ordered {
+                let entry = self.entry(consumer);
+                let fed: Vec<(&str, &str)> = entry
+                    .parameters
+                    .iter()
+                    .filter_map(|p| match &p.source {
+                        ParameterSource::StackOutput { stack, output } if *stack == producer => {
+                            Some((p.name.as_str(), output.as_str()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if fed.is_empty() {
+                    continue;
+                }
+                let deployed = self
+                    .api(&entry.region)?
+                    .describe_stack(&entry.name)
+                    .await
+                    .map_err(api_error)?
+                    .filter(|s| is_deployed(&s.status));
+                let Some(deployed) = deployed else {
+                    missing.push(format!(
+                        "{producer} ({} in {}: unreachable, {error}; {consumer} was never deployed, so it recorded none of its outputs)",
+                        producer_entry.name, producer_entry.region
+                    ));
+                    continue;
+                };
+                for (parameter, output) in fed {
+                    match deployed.parameters.get(parameter) {
+                        Some(value) => {
+                            if let Some(other) = recorded.get(output)
+                                && other != value
+                            {
+                                return Err(EngineError::Input(format!(
+                                    "{producer} cannot be reached and the stacks that use its output {output} recorded different values ({other}, {value}); deploy them when {} is reachable",
+                                    producer_entry.region
+                                )));
+                            }
+                            recorded.insert(output.to_owned(), value.clone());
+                        }
+                        None => missing.push(format!(
+                            "{producer} ({} in {}: unreachable; {consumer} has no recorded value for {parameter})",
+                            producer_entry.name, producer_entry.region
+                        )),
+                    }
+                }
+            }
+            observer.event(Progress::Warning {
+                message: format!(
+                    "{producer} in {} cannot be reached ({error}): its outputs are the values the stacks deployed here recorded at their last deploy",
+                    producer_entry.region
+                ),
+            });
+            outputs.insert(producer, recorded);
+        }
+        Ok((outputs, missing))
+    }
+
     /// Deploys the selected stacks. Stacks outside the selection that selected ones depend on must be deployed.
     pub async fn deploy(
         &self,
@@ -425,9 +507,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         template_urls: &BTreeMap<String, String>,
         observer: &dyn Observer,
     ) -> Result<RunReport, EngineError> {
-        let (mut outputs, missing) = self
-            .current_outputs(selection.external_dependencies.iter().map(String::as_str))
-            .await?;
+        let (mut outputs, missing) = self.outputs_for_deploy(selection, observer).await?;
         if !missing.is_empty() {
             return Err(EngineError::Unavailable(format!(
                 "the selected stacks depend on stacks that are not deployed; deploy them first or widen --stacks: {}",

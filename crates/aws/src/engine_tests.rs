@@ -51,6 +51,8 @@ struct FakeState {
     next_id: u64,
     /// Real CloudFormation marks an empty change set FAILED; the fake can do either.
     empty_change_set_fails: bool,
+    /// The region's endpoint cannot be reached: every call fails as a connection failure does.
+    lost: bool,
 }
 
 struct FakeRegion {
@@ -172,6 +174,16 @@ impl RegionApi for FakeRegion {
     }
 
     async fn describe_stack(&self, name: &str) -> ApiResult<Option<StackSnapshot>> {
+        if self.with(|s| s.lost) {
+            return Err(ApiError {
+                operation: "DescribeStacks",
+                message: format!(
+                    "dispatch failure: cannot connect to cloudformation.{}",
+                    self.region
+                ),
+                unavailable: true,
+            });
+        }
         Ok(self.with(|s| {
             let st = s.stacks.get_mut(name)?;
             if st.settles_in > 0 {
@@ -199,6 +211,10 @@ impl RegionApi for FakeRegion {
     }
 
     async fn create_change_set(&self, r: &ChangeSetRequest) -> ApiResult<String> {
+        assert!(
+            !self.with(|s| s.lost),
+            "no change set is created in a lost region"
+        );
         self.with(|s| {
             s.calls
                 .push(format!("create_change_set {} {:?}", r.stack_name, r.kind));
@@ -810,6 +826,70 @@ async fn replacing_a_bucket_needs_approval() {
         .unwrap();
     assert!(
         matches!(report.get("storage-standby").unwrap().outcome, Outcome::Updated { changes } if changes.replace == 1)
+    );
+}
+
+#[tokio::test]
+async fn with_the_primary_region_lost_the_standby_deploys_alone_from_the_values_it_recorded() {
+    let (stacks, t) = platform();
+    let s = synth(stacks.clone(), t.clone());
+    let apis = regions();
+    deploy_all(&s, &apis, None, &Recorder::new(true))
+        .await
+        .unwrap();
+    let recorded =
+        apis["us-west-2"].with(|st| st.stacks["shop-dev-peering-standby"].params.clone());
+
+    // A change to a standby stack, while us-east-1 cannot be reached.
+    let mut changed = t.clone();
+    changed.insert(
+        "peering-standby".into(),
+        template(
+            json!({
+                "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "peer"}},
+                "Sg2": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "second"}}
+            }),
+            &["PeerVpcId", "VpcId"],
+            json!({"PeerVpcId": {"Value": {"Ref": "PeerVpcId"}}}),
+        ),
+    );
+    let s = synth(stacks.clone(), changed);
+    apis["us-east-1"].with(|st| st.lost = true);
+    let obs = Recorder::new(true);
+    let report = deploy_all(&s, &apis, Some("*-standby"), &obs)
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), exit::OK, "{report:?}");
+    assert!(matches!(
+        report.get("peering-standby").unwrap().outcome,
+        Outcome::Updated { .. }
+    ));
+    let now = apis["us-west-2"].with(|st| st.stacks["shop-dev-peering-standby"].params.clone());
+    assert_eq!(
+        now, recorded,
+        "the primary's outputs are the values recorded at the last deploy"
+    );
+    let warned = obs.events.lock().unwrap().iter().any(|e| {
+        matches!(e, Progress::Warning { message } if message.contains("networking-primary") && message.contains("cannot be reached"))
+    });
+    assert!(
+        warned,
+        "the deploy says which values it did not read from the source"
+    );
+
+    // Never deployed, a standby stack has no record to deploy from: refused, naming it.
+    let apis = regions();
+    deploy_all(&s, &apis, Some("networking-*"), &Recorder::new(true))
+        .await
+        .unwrap();
+    apis["us-east-1"].with(|st| st.lost = true);
+    let err = deploy_all(&s, &apis, Some("*-standby"), &Recorder::new(true))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("networking-primary") && msg.contains("peering-standby was never deployed"),
+        "{msg}"
     );
 }
 

@@ -241,6 +241,14 @@ impl ControlState {
         )
         .await
         .map_err(control_error)?;
+        for s in &seeded {
+            if let Some(why) = &s.unreachable {
+                eprintln!(
+                    "warning: the DR control parameters in {} were not checked: the region cannot be reached ({why})",
+                    s.region
+                );
+            }
+        }
         for s in seeded.iter().filter(|s| !s.created.is_empty()) {
             eprintln!(
                 "DR control state created in {}: {}",
