@@ -118,6 +118,25 @@ fn an_unknown_runbook_is_bad_input() {
 }
 
 #[test]
+fn a_failback_to_a_region_outside_the_pair_is_bad_input_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    lifeboat(dir.path())
+        .args([
+            "failback",
+            "--to",
+            "eu-west-1",
+            "--yes",
+            "--target",
+            "local",
+        ])
+        .assert()
+        .code(exit::USAGE)
+        .stderr(contains(
+            "--to eu-west-1: not one of the configured regions",
+        ));
+}
+
+#[test]
 fn failover_without_permission_refuses_before_touching_anything() {
     let dir = tempfile::tempdir().unwrap();
     lifeboat(dir.path())

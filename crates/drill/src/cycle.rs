@@ -581,7 +581,12 @@ async fn come_back(
     loop {
         attempt += 1;
         let log = cx.log(cycle, &format!("failback-{attempt}"));
-        let spawned = spawn_lifeboat(cx.env, &["failback", "--target", "local", "--yes"], &log);
+        // Back to where the cycle started, which is not always regions.primary.
+        let spawned = spawn_lifeboat(
+            cx.env,
+            &["failback", "--to", home, "--target", "local", "--yes"],
+            &log,
+        );
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => return (transition, Err(e)),

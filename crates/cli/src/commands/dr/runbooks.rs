@@ -33,9 +33,11 @@ pub const FAILBACK_AFTER_HELP: &str = "\
 Examples:
   lifeboat failback            back to regions.primary, asking first
   lifeboat failback --yes --target local
+  lifeboat failback --to us-west-2 --yes   back to us-west-2 when it was the active region before
 
-Checks the configured primary is healthy again, re-protects it (makes it a replica) when needed, then
-switches over to it with no data loss.";
+Checks the returning region (regions.primary unless --to) is healthy again, re-protects it (makes it a
+replica of the active region, setting aside writes it holds that the active region never saw) when needed,
+then switches over to it with no data loss.";
 
 #[derive(Debug, ClapArgs)]
 pub struct SwitchoverArgs {
@@ -66,6 +68,9 @@ pub struct FailoverArgs {
 
 #[derive(Debug, ClapArgs)]
 pub struct FailbackArgs {
+    /// The region to return to (default: regions.primary).
+    #[arg(long, value_name = "REGION")]
+    pub to: Option<String>,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
@@ -126,13 +131,19 @@ pub fn failover(args: FailoverArgs, ctx: &Context) -> Result<(), CliError> {
 
 pub fn failback(args: FailbackArgs, ctx: &Context) -> Result<(), CliError> {
     let config = ctx.config()?;
+    if let Some(to) = &args.to {
+        check_region(&settings_for(args.target.target, &config), to)?;
+    }
     let rt = tokio_runtime()?;
     let target = rt.block_on(backend_for(args.target.target, &config, ctx))?;
-    let home = target.settings.primary_region.clone();
+    let (home, named) = match &args.to {
+        Some(to) => (to.clone(), "--to"),
+        None => (target.settings.primary_region.clone(), "regions.primary"),
+    };
     let active = rt.block_on(active_region(&target))?;
     if active == home {
         return Err(CliError::refused(format!(
-            "{home} (regions.primary) is already the active region; nothing to fail back"
+            "{home} ({named}) is already the active region; nothing to fail back"
         )));
     }
     let request = RunRequest {
