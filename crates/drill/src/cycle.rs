@@ -155,16 +155,25 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
     })?;
     let prepared = prepare(options, &runtime).await?;
     let automatic_before = runtime.settings().automatic_failover;
+    let paused_before = runtime.settings().automation_paused;
     let result = drive(options, env, &runtime, &prepared).await;
     if let Ok(current) = Runtime::open(&env.state_dir) {
-        let _ = update_runtime_settings(&current, |s| s.automatic_failover = automatic_before);
+        let _ = update_runtime_settings(&current, |s| {
+            s.automatic_failover = automatic_before;
+            s.automation_paused = paused_before;
+        });
     }
     result
 }
 
-/// Records whether the DR automation may fail over on its own (`runtime.json`, read by the supervisor).
+/// Records whether the DR automation acts on its own (`runtime.json`, read by the supervisor): during a
+/// fault it recovers from, it may switch over and fail over; otherwise only the drill moves roles, and the
+/// automation is paused (a slow health answer under load must not start a runbook beside the drill's).
 fn set_automatic(runtime: &Runtime, on: bool) -> Result<(), DrillError> {
-    update_runtime_settings(runtime, |s| s.automatic_failover = on)
+    update_runtime_settings(runtime, |s| {
+        s.automatic_failover = on;
+        s.automation_paused = !on;
+    })
 }
 
 /// A `lifeboat` subcommand with its output in a log file of the report directory.

@@ -63,6 +63,10 @@ pub struct LocalSettings {
     /// Whether the supervisor's DR automation may fail over (and so may lose the writes not yet
     /// replicated) when a switchover is not possible. Default: `dr.allow_data_loss`.
     pub automatic_failover: bool,
+    /// The supervisor's DR automation watches but starts nothing: a drill that moves the roles itself sets
+    /// this, so a slow health answer under its load cannot start a runbook of its own.
+    #[serde(default)]
+    pub automation_paused: bool,
     /// The `dr.*` values the runbooks need, as JSON (the runbook crate's `DrSettings`), so the supervisor
     /// can run them without reading the configuration file again.
     #[serde(default)]
@@ -90,6 +94,7 @@ impl LocalSettings {
             failure_threshold: 3,
             lease_ms: 1000,
             automatic_failover: false,
+            automation_paused: false,
             dr: serde_json::Value::Null,
             storefront_bin: None,
             lifeboat_bin: None,
@@ -194,6 +199,7 @@ impl LocalSettings {
             failure_threshold: local.failure_threshold,
             lease_ms: local.lease_ms,
             automatic_failover: config.dr.allow_data_loss,
+            automation_paused: false,
             dr: serde_json::to_value(dr).unwrap_or_default(),
             storefront_bin: None,
             lifeboat_bin: None,

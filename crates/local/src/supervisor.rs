@@ -185,7 +185,7 @@ impl Watch {
 
     async fn probe(&mut self, control: &ControlState) {
         let running = self.automation.as_ref().is_some_and(|h| !h.is_finished());
-        if control.fence_raised || running {
+        if control.fence_raised || running || self.runtime.settings().automation_paused {
             self.failures = 0;
             return;
         }
