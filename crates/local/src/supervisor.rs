@@ -185,7 +185,7 @@ impl Watch {
 
     async fn probe(&mut self, control: &ControlState) {
         let running = self.automation.as_ref().is_some_and(|h| !h.is_finished());
-        if control.fence_raised || running || self.runtime.settings().automation_paused {
+        if control.fence_raised || running {
             self.failures = 0;
             return;
         }
@@ -198,6 +198,12 @@ impl Watch {
         if ok {
             self.failures = 0;
             self.armed = true;
+            return;
+        }
+        if self.runtime.settings().automation_paused {
+            // Watching only: a success above still re-arms the automation, a failure counts for nothing
+            // (the drill that paused it is moving the roles itself).
+            self.failures = 0;
             return;
         }
         self.failures += 1;

@@ -131,20 +131,33 @@ fn place(input: &Value, path: &str, result: Value) -> Value {
     out
 }
 
-fn rule_matches(rule: &Value, input: &Value, context: &Value) -> bool {
+/// Evaluates one Choice rule. A comparison on a path the input does not have is an error of the execution
+/// (`States.Runtime`), not a false rule: only `IsPresent` may look at a path that may be missing
+/// (https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html).
+fn rule_matches(rule: &Value, input: &Value, context: &Value) -> Result<bool, String> {
     if let Some(all) = rule.get("And").and_then(Value::as_array) {
-        return all.iter().all(|r| rule_matches(r, input, context));
+        for r in all {
+            if !rule_matches(r, input, context)? {
+                return Ok(false);
+            }
+        }
+        return Ok(true);
     }
     let path = rule["Variable"].as_str().unwrap_or_default();
     let value = read_path(path, input, context);
     if let Some(present) = rule.get("IsPresent").and_then(Value::as_bool) {
-        return value.is_some() == present;
+        return Ok(value.is_some() == present);
     }
+    let Some(value) = value else {
+        return Err(format!(
+            "the Choice rule's variable {path} is not in the input"
+        ));
+    };
     if let Some(expected) = rule.get("StringEquals") {
-        return value.as_ref() == Some(expected);
+        return Ok(&value == expected);
     }
     if let Some(expected) = rule.get("BooleanEquals") {
-        return value.as_ref() == Some(expected);
+        return Ok(&value == expected);
     }
     panic!("choice rule not modelled: {rule}");
 }
@@ -181,13 +194,26 @@ pub async fn run(
                     input: data.clone(),
                     attempts: vec![],
                 });
-                let chosen = state["Choices"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|rule| rule_matches(rule, &data, &context))
-                    .map(|rule| rule["Next"].as_str().unwrap().to_owned())
-                    .or_else(|| state["Default"].as_str().map(str::to_owned));
+                let mut chosen = None;
+                for rule in state["Choices"].as_array().unwrap() {
+                    match rule_matches(rule, &data, &context) {
+                        Ok(true) => {
+                            chosen = Some(rule["Next"].as_str().unwrap().to_owned());
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(cause) => {
+                            return Execution {
+                                status: "FAILED",
+                                ended_in: current,
+                                output: json!({ "Error": "States.Runtime", "Cause": cause }),
+                                history,
+                                waited_seconds,
+                            };
+                        }
+                    }
+                }
+                let chosen = chosen.or_else(|| state["Default"].as_str().map(str::to_owned));
                 match chosen {
                     Some(n) => current = n,
                     None => {
