@@ -1,6 +1,6 @@
 //! Turning SDK errors into the runbook engine's error kinds.
 
-use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use lifeboat_runbook::{BackendError, BackendErrorKind};
 
 /// Error codes AWS uses for "slow down": retrying later helps.
@@ -48,7 +48,73 @@ where
             (None, None) => {}
         }
     }
-    DisplayErrorContext(err).to_string()
+    let text = error_chain(err);
+    if text.contains("loading credentials") {
+        // What a new user without credentials meets first: say what is missing and how to give it.
+        return format!(
+            "no AWS credentials were found ({text}); set AWS_PROFILE or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or use --target local for the local runtime"
+        );
+    }
+    text
+}
+
+/// An error and its sources, one `: `-separated line, each level once (an SDK error's `Debug` form, which
+/// `DisplayErrorContext` appends, is a multi-line structure no operator should have to read).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("an error occurred while loading credentials")]
+    struct Credentials(#[source] Imds);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to load IMDS session token: request forbidden")]
+    struct Imds;
+
+    #[test]
+    fn a_transport_error_is_one_readable_line_and_missing_credentials_say_what_to_do() {
+        let err: SdkError<aws_sdk_ssm::operation::get_parameters::GetParametersError, ()> =
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(Credentials(Imds)), None));
+        let text = describe(&err);
+        assert!(
+            !text.contains("DispatchFailure("),
+            "no Debug structure: {text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("failed to load IMDS session token"), "{text}");
+        assert!(text.starts_with("no AWS credentials were found"), "{text}");
+        assert!(text.contains("--target local"), "{text}");
+
+        let refused: SdkError<aws_sdk_ssm::operation::get_parameters::GetParametersError, ()> =
+            SdkError::dispatch_failure(ConnectorError::other(
+                Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                )),
+                None,
+            ));
+        let text = describe(&refused);
+        assert!(
+            text.contains("connection refused") && !text.contains("credentials"),
+            "{text}"
+        );
+    }
 }
 
 pub fn classify<E, R>(err: &SdkError<E, R>) -> BackendErrorKind
