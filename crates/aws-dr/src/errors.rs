@@ -74,6 +74,40 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+pub fn classify<E, R>(err: &SdkError<E, R>) -> BackendErrorKind
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            BackendErrorKind::Unavailable
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            if THROTTLING_CODES.contains(&code) || code.is_empty() {
+                // No code at all: the endpoint answered something that is not an AWS error (a proxy, an
+                // emulator's 500). Worth another try.
+                BackendErrorKind::Unavailable
+            } else {
+                BackendErrorKind::Rejected
+            }
+        }
+        _ => BackendErrorKind::Other,
+    }
+}
+
+/// The AWS error code of a service error (`None` for transport errors).
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,39 +148,5 @@ mod tests {
             text.contains("connection refused") && !text.contains("credentials"),
             "{text}"
         );
-    }
-}
-
-pub fn classify<E, R>(err: &SdkError<E, R>) -> BackendErrorKind
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            BackendErrorKind::Unavailable
-        }
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            if THROTTLING_CODES.contains(&code) || code.is_empty() {
-                // No code at all: the endpoint answered something that is not an AWS error (a proxy, an
-                // emulator's 500). Worth another try.
-                BackendErrorKind::Unavailable
-            } else {
-                BackendErrorKind::Rejected
-            }
-        }
-        _ => BackendErrorKind::Other,
-    }
-}
-
-/// The AWS error code of a service error (`None` for transport errors).
-pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
-where
-    E: ProvideErrorMetadata,
-{
-    match err {
-        SdkError::ServiceError(service) => service.err().code(),
-        _ => None,
     }
 }
