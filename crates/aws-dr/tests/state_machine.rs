@@ -662,3 +662,36 @@ async fn both_regions_hear_the_alarm_at_once_and_exactly_one_run_proceeds() {
     assert_eq!(model.aurora.switchovers.len(), 1);
     assert_eq!(model.aurora.writer_region(), Some(STANDBY));
 }
+
+/// An operator's execution (the input names the run; the execution is named after a new run id): the
+/// policy is skipped, the run carries the execution's name as its id and runs to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_started_by_hand_runs_the_requested_move_under_its_own_name() {
+    let f = Fixture::create().await;
+    let env = f.environment();
+    let run_id = lifeboat_runbook::RunId::new(time::OffsetDateTime::now_utc());
+    let input = json!({
+        "decision": {
+            "decision": "act",
+            "reason": "operator",
+            "request": {
+                "kind": "switchover",
+                "from": PRIMARY,
+                "to": STANDBY,
+                "allow_data_loss": false,
+                "escalate": false
+            }
+        }
+    });
+    let execution = states::execute(&env, &f.settings, run_id.as_str(), input).await;
+    assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
+    assert!(
+        execution.entered("Decide").is_empty(),
+        "no policy for a requested move"
+    );
+    assert_eq!(execution.output["run"]["run_id"], run_id.as_str());
+    assert_eq!(execution.output["run"]["outcome"], "succeeded");
+    let runs = env.journal.list().await.unwrap();
+    assert_eq!(runs, vec![run_id]);
+    assert_eq!(f.model.state().aurora.writer_region(), Some(STANDBY));
+}
