@@ -146,10 +146,10 @@ async fn begin(
         handle::ESCALATE: escalate,
         handle::TIMEOUT_SECONDS: timeout,
     });
-    let journal = &*env.journal;
-    let engine = Engine::new(&*env.backend, journal, journal, journal, &*env.reports)
-        .with_options(options(timeout));
-    match engine.begin(&run_request, &run_id, &owner).await {
+    match engine(env, timeout)
+        .begin(&run_request, &run_id, &owner)
+        .await
+    {
         Ok(_) => {
             tracing::info!(run = %run_id, %kind, %from, %to, "run created");
             Ok(with(base, json!({ handle::FINISHED: false })))
@@ -170,11 +170,15 @@ async fn begin(
     }
 }
 
-fn options(timeout_seconds: Option<u64>) -> EngineOptions {
-    EngineOptions {
-        run_timeout: timeout_seconds.map(Duration::from_secs),
-        ..EngineOptions::default()
-    }
+/// The engine on `env`'s backend and journal table (journal, lock and epoch), with the run's bound.
+fn engine(env: &AwsEnvironment, timeout_seconds: Option<u64>) -> Engine<'_> {
+    let journal = &*env.journal;
+    Engine::new(&*env.backend, journal, journal, journal, &*env.reports).with_options(
+        EngineOptions {
+            run_timeout: timeout_seconds.map(Duration::from_secs),
+            ..EngineOptions::default()
+        },
+    )
 }
 
 /// `base` with the fields of `more` set.
@@ -202,10 +206,7 @@ async fn advance(
         .map_err(|e| TaskFailure(format!("the run handle's owner is not a lock owner: {e}")))?
         .ok_or_else(|| TaskFailure(format!("the run handle has no {:?}: {run}", handle::OWNER)))?;
     let timeout = run.get(handle::TIMEOUT_SECONDS).and_then(Value::as_u64);
-    let journal = &*env.journal;
-    let engine = Engine::new(&*env.backend, journal, journal, journal, &*env.reports)
-        .with_options(options(timeout));
-    match engine.advance(&run_id, &owner, budget).await {
+    match engine(env, timeout).advance(&run_id, &owner, budget).await {
         Ok(Slice::Continue { next, .. }) => {
             tracing::info!(run = %run_id, next = ?next, "stage done, run continues");
             Ok(with(

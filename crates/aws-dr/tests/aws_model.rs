@@ -441,30 +441,6 @@ async fn with_the_primary_region_lost_the_control_state_is_seeded_in_the_standby
     );
 }
 
-fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde_json::Value {
-    let at = entered
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
-        ))
-        .unwrap();
-    serde_json::json!({
-        "version": "0",
-        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000002",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": "123456789012",
-        "time": at,
-        "region": STANDBY,
-        "resources": [format!("arn:aws:cloudwatch:{STANDBY}:123456789012:alarm:{alarm}")],
-        "detail": {
-            "alarmName": alarm,
-            "state": { "value": state, "reason": "Threshold Crossed", "timestamp": at },
-            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
-            "configuration": { "metrics": [] }
-        }
-    })
-}
-
 /// The probe schedule's event in the standby: the probe asks the primary's storefront function and
 /// publishes `Lifeboat/DR RegionHealthy` in the standby, 1 while the primary answers and 0 once it is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,35 +504,13 @@ async fn with_the_primary_lost_the_standbys_automation_decides_to_act_on_the_pro
     let env = f.environment();
     let mut settings = f.settings.clone();
     settings.allow_data_loss = true;
-    let alarm = f.config.names().probe_alarm(PRIMARY, STANDBY);
-    let cloudwatch = &f.direct[STANDBY].cloudwatch;
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name(&alarm)
-        .namespace("Lifeboat/DR")
-        .metric_name("RegionHealthy")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
-        .period(60)
-        .evaluation_periods(3)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .send()
-        .await
-        .unwrap();
+    let alarm = f.fire_probe_alarm().await;
     f.model.lose_region(PRIMARY);
-    cloudwatch
-        .set_alarm_state()
-        .alarm_name(&alarm)
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("the primary answered no probe")
-        .send()
-        .await
-        .unwrap();
     let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
     let answer = lifeboat_aws_dr::lambda::handle(
         &env,
         &settings,
-        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+        &fixture::alarm_event(&alarm, "ALARM", STANDBY, ten_minutes_ago),
     )
     .await;
     assert_eq!(answer["decision"], "act", "{answer}");

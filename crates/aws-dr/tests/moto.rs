@@ -459,30 +459,6 @@ async fn journal_table_lock_admits_one_of_two_and_epochs_grow() {
     );
 }
 
-fn alarm_event(alarm: &str, state: &str, entered: time::OffsetDateTime) -> serde_json::Value {
-    let at = entered
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
-        ))
-        .unwrap();
-    serde_json::json!({
-        "version": "0",
-        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000001",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": "123456789012",
-        "time": at,
-        "region": PRIMARY,
-        "resources": [format!("arn:aws:cloudwatch:{PRIMARY}:123456789012:alarm:{alarm}")],
-        "detail": {
-            "alarmName": alarm,
-            "state": { "value": state, "reason": "Threshold Crossed", "timestamp": at },
-            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
-            "configuration": { "metrics": [] }
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm() {
     let f = Fixture::create().await;
@@ -493,7 +469,7 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
     let ok = lifeboat_aws_dr::lambda::handle(
         &env,
         &f.settings,
-        &alarm_event(&alarm, "OK", ten_minutes_ago),
+        &fixture::alarm_event(&alarm, "OK", PRIMARY, ten_minutes_ago),
     )
     .await;
     assert_eq!(ok["decision"], "ignore", "{ok}");
@@ -517,7 +493,7 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
         &env,
         &f.settings,
         "standing-alarm",
-        alarm_event(&alarm, "ALARM", ten_minutes_ago),
+        fixture::alarm_event(&alarm, "ALARM", PRIMARY, ten_minutes_ago),
     )
     .await;
     assert_eq!(execution.status, "SUCCEEDED", "{execution:#?}");
@@ -539,7 +515,7 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
     let again = lifeboat_aws_dr::lambda::handle(
         &env,
         &f.settings,
-        &alarm_event(&alarm, "ALARM", ten_minutes_ago),
+        &fixture::alarm_event(&alarm, "ALARM", PRIMARY, ten_minutes_ago),
     )
     .await;
     assert_eq!(again["decision"], "ignore", "{again}");

@@ -22,58 +22,6 @@ use states::{Execution, TaskError};
 /// here, the kill is.
 const BUDGET: Duration = Duration::from_secs(840);
 
-fn alarm_event(alarm: &str, entered: time::OffsetDateTime) -> Value {
-    let at = entered
-        .format(time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
-        ))
-        .unwrap();
-    json!({
-        "version": "0",
-        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000003",
-        "detail-type": "CloudWatch Alarm State Change",
-        "source": "aws.cloudwatch",
-        "account": "123456789012",
-        "time": at,
-        "region": STANDBY,
-        "resources": [format!("arn:aws:cloudwatch:{STANDBY}:123456789012:alarm:{alarm}")],
-        "detail": {
-            "alarmName": alarm,
-            "state": { "value": "ALARM", "reason": "Threshold Crossed", "timestamp": at },
-            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
-            "configuration": { "metrics": [] }
-        }
-    })
-}
-
-/// Puts the standby's probe alarm on the primary into ALARM (the alarm the automation acts on).
-async fn probe_alarm_fires(f: &Fixture) -> String {
-    let alarm = f.config.names().probe_alarm(PRIMARY, STANDBY);
-    let cloudwatch = &f.direct[STANDBY].cloudwatch;
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name(&alarm)
-        .namespace("Lifeboat/DR")
-        .metric_name("RegionHealthy")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
-        .period(60)
-        .evaluation_periods(3)
-        .threshold(1.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
-        .send()
-        .await
-        .unwrap();
-    cloudwatch
-        .set_alarm_state()
-        .alarm_name(&alarm)
-        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
-        .state_reason("the primary answered no probe")
-        .send()
-        .await
-        .unwrap();
-    alarm
-}
-
 /// Executes the synthesized definition from `event`. The first `advance` invocation during which Aurora
 /// has accepted an operation (a switchover or a failover: `promote` is waiting for it) is killed, as
 /// Lambda kills an invocation at its timeout: the handler's future is dropped where it stands and the
@@ -182,14 +130,18 @@ fn outcome(events: &[JournalEvent]) -> Option<RunOutcome> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automated_switchover_killed_in_promote_finishes_once_with_each_effect_once() {
     let f = Fixture::create().await;
-    let alarm = probe_alarm_fires(&f).await;
+    let alarm = f.fire_probe_alarm().await;
     // The primary cannot be reached from the internet (its load balancer's path); its storefront, APIs and
     // database still answer, so the policy's switchover passes preflight.
     f.model
         .update(PRIMARY, |r| r.reachable_from_internet = false);
     let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let (execution, killed) =
-        execute_killing_promote(&f, &f.settings, alarm_event(&alarm, ten_minutes_ago)).await;
+    let (execution, killed) = execute_killing_promote(
+        &f,
+        &f.settings,
+        fixture::alarm_event(&alarm, "ALARM", STANDBY, ten_minutes_ago),
+    )
+    .await;
 
     assert!(
         killed,
@@ -288,13 +240,17 @@ async fn an_automated_switchover_killed_in_promote_finishes_once_with_each_effec
 async fn with_the_primary_lost_the_refused_switchover_escalates_to_a_failover_that_survives_a_kill()
 {
     let f = Fixture::create().await;
-    let alarm = probe_alarm_fires(&f).await;
+    let alarm = f.fire_probe_alarm().await;
     f.model.lose_region(PRIMARY);
     let mut settings = f.settings.clone();
     settings.allow_data_loss = true;
     let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let (execution, killed) =
-        execute_killing_promote(&f, &settings, alarm_event(&alarm, ten_minutes_ago)).await;
+    let (execution, killed) = execute_killing_promote(
+        &f,
+        &settings,
+        fixture::alarm_event(&alarm, "ALARM", STANDBY, ten_minutes_ago),
+    )
+    .await;
 
     assert!(
         killed,
@@ -342,7 +298,7 @@ async fn with_the_primary_lost_the_refused_switchover_escalates_to_a_failover_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_young_alarm_is_waited_for_by_the_state_machine_not_the_function() {
     let f = Fixture::create().await;
-    let alarm = probe_alarm_fires(&f).await;
+    let alarm = f.fire_probe_alarm().await;
     f.model.update(PRIMARY, |r| r.storefront_up = false);
     let env = f.environment();
     let settings = &f.settings;
@@ -385,7 +341,7 @@ async fn a_young_alarm_is_waited_for_by_the_state_machine_not_the_function() {
         &definition,
         "young-alarm",
         "2026-12-03T10:00:00.000Z",
-        alarm_event(&alarm, just_now),
+        fixture::alarm_event(&alarm, "ALARM", STANDBY, just_now),
         &mut invoke,
     )
     .await;
@@ -561,7 +517,7 @@ async fn the_dr_roles_statements_allow_every_call_of_a_switchover_a_failover_and
     let mut denied = Vec::new();
     for scenario in ["switchover", "failover"] {
         let f = Fixture::create().await;
-        let alarm = probe_alarm_fires(&f).await;
+        let alarm = f.fire_probe_alarm().await;
         let (env, mut settings, role) = as_deployed(&f).await;
         statements = role;
         if scenario == "switchover" {
@@ -581,8 +537,13 @@ async fn the_dr_roles_statements_allow_every_call_of_a_switchover_a_failover_and
         .unwrap();
         assert_eq!(probe["published"], true, "{scenario}: {probe}");
         let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-        let (execution, killed) =
-            execute_in(&f, &env, &settings, alarm_event(&alarm, ten_minutes_ago)).await;
+        let (execution, killed) = execute_in(
+            &f,
+            &env,
+            &settings,
+            fixture::alarm_event(&alarm, "ALARM", STANDBY, ten_minutes_ago),
+        )
+        .await;
         assert!(killed);
         assert_eq!(execution.status, "SUCCEEDED", "{scenario}: {execution:#?}");
         let verdict = iam::evaluate(&statements, &f.calls.calls());
@@ -626,11 +587,11 @@ async fn the_dr_roles_statements_allow_every_call_of_a_switchover_a_failover_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_regions_hear_the_alarm_at_once_and_exactly_one_run_proceeds() {
     let f = Fixture::create().await;
-    let alarm = probe_alarm_fires(&f).await;
+    let alarm = f.fire_probe_alarm().await;
     f.model
         .update(PRIMARY, |r| r.reachable_from_internet = false);
     let ten_minutes_ago = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
-    let event = alarm_event(&alarm, ten_minutes_ago);
+    let event = fixture::alarm_event(&alarm, "ALARM", STANDBY, ten_minutes_ago);
     // Each region's state machine, its function coordinating in its own region's replica.
     let in_primary = lifeboat_aws_dr::AwsEnvironment::from_clients(
         f.clients.clone(),

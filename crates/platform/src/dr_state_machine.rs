@@ -87,6 +87,19 @@ fn begin(escalation: bool) -> Value {
 pub fn definition() -> Value {
     let run_path = |key: &str| format!("$.run.{key}");
     let report = "ReportFailure";
+    // Its own failure is caught too (into `$.reported`, keeping the error it reports), and the execution
+    // fails either way.
+    let mut report_state = task(
+        json!({ automation::ACTION: action::REPORT_FAILURE, "state.$": "$" }),
+        "$.reported",
+        "RunDidNotSucceed",
+        None,
+    );
+    report_state["Catch"] = json!([{
+        "ErrorEquals": ["States.ALL"],
+        "ResultPath": "$.reported",
+        "Next": "RunDidNotSucceed"
+    }]);
     json!({
         "Comment": "lifeboat DR automation: decide on an alarm, then carry the run out one stage per invocation",
         "StartAt": "Start",
@@ -143,24 +156,7 @@ pub fn definition() -> Value {
             },
             "BeginFailover": task(begin(true), "$.run", "RunState", Some(report)),
             "RunSucceeded": { "Type": "Succeed" },
-            report: {
-                "Type": "Task",
-                "Resource": format!("${{{FUNCTION_ARN_PLACEHOLDER}}}"),
-                "Parameters": { automation::TASK_KEY: {
-                    automation::ACTION: action::REPORT_FAILURE,
-                    "state.$": "$"
-                } },
-                "ResultPath": "$.reported",
-                "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
-                "Retry": [{
-                    "ErrorEquals": ["States.ALL"],
-                    "IntervalSeconds": TASK_RETRY_INTERVAL_SECONDS,
-                    "MaxAttempts": TASK_RETRY_ATTEMPTS,
-                    "BackoffRate": TASK_RETRY_BACKOFF_RATE
-                }],
-                "Catch": [{ "ErrorEquals": ["States.ALL"], "ResultPath": "$.reported", "Next": "RunDidNotSucceed" }],
-                "Next": "RunDidNotSucceed"
-            },
+            report: report_state,
             "RunDidNotSucceed": {
                 "Type": "Fail",
                 "Error": "RunDidNotSucceed",

@@ -356,25 +356,11 @@ impl<'a> Engine<'a> {
         owner: &LockOwner,
         budget: Duration,
     ) -> Result<Slice, EngineError> {
-        let events = self.journal.read(run_id).await?;
-        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
-            run: run_id.clone(),
-            detail,
-        })?;
+        let state = self.read_state(run_id).await?;
         if state.finished_outcome.is_some() {
             return Ok(Slice::Finished(Box::new(self.result_of(&state).await)));
         }
-        let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
-        if plan.stage_ids() != state.stages {
-            return Err(EngineError::CannotResume {
-                run: run_id.clone(),
-                detail: format!(
-                    "its journal lists the steps {:?} but this version of lifeboat plans {:?}",
-                    state.stages,
-                    plan.stage_ids()
-                ),
-            });
-        }
+        let plan = planned(&state)?;
         let lease = self.acquire_for_resume(owner).await?;
         if !state.in_flight.is_empty() {
             // The call that started these steps did not end them: it was killed or ran out of time.
@@ -386,11 +372,7 @@ impl<'a> Engine<'a> {
                 ),
                 at: time::OffsetDateTime::now_utc(),
             };
-            if let Err(e) = self.journal.append(run_id, &resumed).await {
-                let _ = self.lock.release(&lease).await;
-                return Err(e.into());
-            }
-            self.emit(&resumed);
+            self.journal_resumed(run_id, &lease, resumed).await?;
         }
         let exec = Execution::resuming(&state);
         let run_left = self.options.run_timeout.map(|limit| {
@@ -444,11 +426,7 @@ impl<'a> Engine<'a> {
         run_id: &RunId,
         lease: &LockLease,
     ) -> Result<Slice, EngineError> {
-        let events = self.journal.read(run_id).await?;
-        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
-            run: run_id.clone(),
-            detail,
-        })?;
+        let state = self.read_state(run_id).await?;
         let next = plan
             .stages
             .iter()
@@ -479,41 +457,47 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Continues run `run_id` from its journal: finished steps are not run again.
-    pub async fn resume(&self, run_id: &RunId) -> Result<RunResult, EngineError> {
+    /// Run `run_id`'s journal folded into its state.
+    async fn read_state(&self, run_id: &RunId) -> Result<RunState, EngineError> {
         let events = self.journal.read(run_id).await?;
-        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
+        RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
             run: run_id.clone(),
             detail,
-        })?;
+        })
+    }
+
+    /// Journals that a new process (or call) took run `run_id` over; on failure gives the lock back.
+    async fn journal_resumed(
+        &self,
+        run_id: &RunId,
+        lease: &LockLease,
+        resumed: JournalEvent,
+    ) -> Result<(), EngineError> {
+        if let Err(e) = self.journal.append(run_id, &resumed).await {
+            let _ = self.lock.release(lease).await;
+            return Err(e.into());
+        }
+        self.emit(&resumed);
+        Ok(())
+    }
+
+    /// Continues run `run_id` from its journal: finished steps are not run again.
+    pub async fn resume(&self, run_id: &RunId) -> Result<RunResult, EngineError> {
+        let state = self.read_state(run_id).await?;
         if state.outcome() == RunOutcome::Succeeded {
             return Err(EngineError::NothingToResume {
                 run: run_id.clone(),
                 outcome: RunOutcome::Succeeded,
             });
         }
-        let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
-        if plan.stage_ids() != state.stages {
-            return Err(EngineError::CannotResume {
-                run: run_id.clone(),
-                detail: format!(
-                    "its journal lists the steps {:?} but this version of lifeboat plans {:?}",
-                    state.stages,
-                    plan.stage_ids()
-                ),
-            });
-        }
+        let plan = planned(&state)?;
         let owner = LockOwner::for_this_process(run_id);
         let lease = self.acquire_for_resume(&owner).await?;
         let resumed = JournalEvent::RunResumed {
             owner: owner.describe(),
             at: time::OffsetDateTime::now_utc(),
         };
-        if let Err(e) = self.journal.append(run_id, &resumed).await {
-            let _ = self.lock.release(&lease).await;
-            return Err(e.into());
-        }
-        self.emit(&resumed);
+        self.journal_resumed(run_id, &lease, resumed).await?;
         let exec = Execution::resuming(&state);
         self.execute(&plan, &exec, &state, lease, self.options.run_timeout)
             .await
@@ -635,11 +619,7 @@ impl<'a> Engine<'a> {
         let appended = self.append(&exec.run_id, &end).await;
         let _ = self.lock.release(lease).await;
         appended?;
-        let events = self.journal.read(&exec.run_id).await?;
-        let state = RunState::from_events(&events).map_err(|detail| EngineError::CannotResume {
-            run: exec.run_id.clone(),
-            detail,
-        })?;
+        let state = self.read_state(&exec.run_id).await?;
         Ok(self.result_of(&state).await)
     }
 
@@ -957,6 +937,23 @@ impl<'a> Engine<'a> {
             progress(event);
         }
     }
+}
+
+/// The plan of a journaled run, as this version of lifeboat builds it; refused when the journal lists other
+/// steps (a run started by another version).
+fn planned(state: &RunState) -> Result<Plan, EngineError> {
+    let plan = Plan::build(state.kind, &state.from, &state.to, &state.settings);
+    if plan.stage_ids() != state.stages {
+        return Err(EngineError::CannotResume {
+            run: state.run_id.clone(),
+            detail: format!(
+                "its journal lists the steps {:?} but this version of lifeboat plans {:?}",
+                state.stages,
+                plan.stage_ids()
+            ),
+        });
+    }
+    Ok(plan)
 }
 
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

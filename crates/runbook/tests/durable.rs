@@ -2,47 +2,20 @@
 //! automation's state machine does, one Lambda invocation per call), calls killed anywhere, retried calls,
 //! and the lock handed from call to call. In-memory backend, paused virtual time.
 
-use std::collections::BTreeMap;
+#[path = "support/memory_env.rs"]
+mod memory_env;
+
+use memory_env::{EAST, Env, WEST, finished_counts};
+
 use std::time::Duration;
 
-use lifeboat_runbook::memory::{MemoryBackend, MemoryJournal, MemoryReportSink};
 use lifeboat_runbook::{
-    DrSettings, Engine, EngineError, EngineOptions, Journal, JournalEvent, LockOwner,
-    MemoryCoordination, Plan, RunId, RunKind, RunOutcome, RunRequest, RunResult, Slice,
+    DrSettings, EngineError, EngineOptions, Journal, JournalEvent, LockOwner, Plan, RunId, RunKind,
+    RunOutcome, RunRequest, RunResult, Slice,
 };
 
-const EAST: &str = "us-east-1";
-const WEST: &str = "us-west-2";
 /// What one call may take here (a Lambda invocation's time left, minus the margin).
 const BUDGET: Duration = Duration::from_secs(600);
-
-struct Env {
-    backend: MemoryBackend,
-    journal: MemoryJournal,
-    coordination: MemoryCoordination,
-    reports: MemoryReportSink,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            backend: MemoryBackend::new(EAST, WEST),
-            journal: MemoryJournal::new(),
-            coordination: MemoryCoordination::new(),
-            reports: MemoryReportSink::new(),
-        }
-    }
-
-    fn engine(&self) -> Engine<'_> {
-        Engine::new(
-            &self.backend,
-            &self.journal,
-            &self.coordination,
-            &self.coordination,
-            &self.reports,
-        )
-    }
-}
 
 fn request(kind: RunKind) -> RunRequest {
     let (from, to) = match kind {
@@ -80,18 +53,6 @@ async fn drive(env: &Env, run: &RunId) -> (RunResult, Vec<Vec<String>>) {
         }
     }
     panic!("run {run} did not finish in 100 calls");
-}
-
-fn finished_counts(events: &[JournalEvent]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for e in events {
-        if let JournalEvent::StepFinished { step, outcome, .. } = e
-            && outcome.is_final()
-        {
-            *counts.entry(step.clone()).or_default() += 1;
-        }
-    }
-    counts
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,46 +1,20 @@
 //! The engine against the in-memory backend, journal and coordination, in paused virtual time.
 
-use std::collections::BTreeMap;
+#[path = "support/memory_env.rs"]
+mod memory_env;
+
+use memory_env::{EAST, Env, WEST, finished_counts};
+
 use std::time::Duration;
 
 use lifeboat_runbook::backend::{BackendError, BackendErrorKind};
 use lifeboat_runbook::journal::{RunState, StepOutcome};
-use lifeboat_runbook::memory::{MemoryBackend, MemoryJournal, MemoryReportSink};
 use lifeboat_runbook::{
-    DrSettings, Engine, EngineError, EpochStore, Journal, JournalEvent, MemoryCoordination, Plan,
-    RunId, RunKind, RunOutcome, RunRequest, RunResult,
+    DrSettings, EngineError, EpochStore, Journal, JournalEvent, Plan, RunId, RunKind, RunOutcome,
+    RunRequest, RunResult,
 };
 
-const EAST: &str = "us-east-1";
-const WEST: &str = "us-west-2";
-
-struct Env {
-    backend: MemoryBackend,
-    journal: MemoryJournal,
-    coordination: MemoryCoordination,
-    reports: MemoryReportSink,
-}
-
 impl Env {
-    fn new() -> Self {
-        Env {
-            backend: MemoryBackend::new(EAST, WEST),
-            journal: MemoryJournal::new(),
-            coordination: MemoryCoordination::new(),
-            reports: MemoryReportSink::new(),
-        }
-    }
-
-    fn engine(&self) -> Engine<'_> {
-        Engine::new(
-            &self.backend,
-            &self.journal,
-            &self.coordination,
-            &self.coordination,
-            &self.reports,
-        )
-    }
-
     async fn run(&self, kind: RunKind, from: &str, to: &str) -> Result<RunResult, EngineError> {
         self.engine().start(&request(kind, from, to)).await
     }
@@ -72,18 +46,6 @@ fn step_order(events: &[JournalEvent]) -> Vec<String> {
         }
     }
     order
-}
-
-fn finished_counts(events: &[JournalEvent]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for e in events {
-        if let JournalEvent::StepFinished { step, outcome, .. } = e
-            && outcome.is_final()
-        {
-            *counts.entry(step.clone()).or_default() += 1;
-        }
-    }
-    counts
 }
 
 fn assert_moved_to(env: &Env, region: &str) {

@@ -680,6 +680,35 @@ impl Fixture {
         bodies
     }
 
+    /// Creates the standby's probe alarm on the primary and puts it into ALARM (the alarm the standby's
+    /// automation acts on when the primary stops answering); returns its name.
+    pub async fn fire_probe_alarm(&self) -> String {
+        let alarm = self.config.names().probe_alarm(PRIMARY, STANDBY);
+        let cloudwatch = &self.direct[STANDBY].cloudwatch;
+        cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&alarm)
+            .namespace("Lifeboat/DR")
+            .metric_name("RegionHealthy")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(3)
+            .threshold(1.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::LessThanThreshold)
+            .send()
+            .await
+            .unwrap();
+        cloudwatch
+            .set_alarm_state()
+            .alarm_name(&alarm)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("the primary answered no probe")
+            .send()
+            .await
+            .unwrap();
+        alarm
+    }
+
     pub fn request(&self, kind: RunKind, from: &str, to: &str) -> RunRequest {
         RunRequest {
             kind,
@@ -689,4 +718,35 @@ impl Fixture {
             allow_data_loss: false,
         }
     }
+}
+
+/// A "CloudWatch Alarm State Change" event as EventBridge delivers it, for `alarm` (living in `region`)
+/// entering `state` at `entered`.
+pub fn alarm_event(
+    alarm: &str,
+    state: &str,
+    region: &str,
+    entered: time::OffsetDateTime,
+) -> serde_json::Value {
+    let at = entered
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+        ))
+        .unwrap();
+    serde_json::json!({
+        "version": "0",
+        "id": "2b1d3e5c-3f4a-4b7e-9a51-000000000001",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": at,
+        "region": region,
+        "resources": [format!("arn:aws:cloudwatch:{region}:123456789012:alarm:{alarm}")],
+        "detail": {
+            "alarmName": alarm,
+            "state": { "value": state, "reason": "Threshold Crossed", "timestamp": at },
+            "previousState": { "value": "OK", "reason": "Threshold Crossed", "timestamp": "2026-11-25T08:00:00.000+0000" },
+            "configuration": { "metrics": [] }
+        }
+    })
 }
