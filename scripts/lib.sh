@@ -29,7 +29,7 @@ ensure_tools_venv() {
      && cmp -s "$req" "$stamp"; then
     return
   fi
-  say "installing moto and cfn-lint into $LIFEBOAT_TOOLS_VENV"
+  say "installing moto, cfn-lint and zig into $LIFEBOAT_TOOLS_VENV"
   python3 -m venv "$LIFEBOAT_TOOLS_VENV"
   "$LIFEBOAT_TOOLS_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"

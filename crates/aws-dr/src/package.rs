@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod elf;
+
 /// Bumped on every incompatible change to [`PackageManifest`].
 pub const PACKAGE_FORMAT_VERSION: u32 = 1;
 
@@ -19,18 +21,21 @@ pub const LAMBDAS: &[LambdaSpec] = &[
         artifact: "storefront",
         package: "storefront",
         bin: "storefront",
-        features: "aws,lambda",
+        features: &["aws", "lambda"],
     },
     LambdaSpec {
         artifact: "dr-automation",
         package: "lifeboat-aws-dr",
         bin: "dr-automation",
-        features: "",
+        features: &[],
     },
 ];
 
 /// The cross-compilation target: x86_64 Linux, glibc 2.17 (so the binary runs on any Amazon Linux).
 pub const LAMBDA_TARGET: &str = "x86_64-unknown-linux-gnu.2.17";
+
+/// The Cargo profile the functions are built with (the workspace's `Cargo.toml` says why it is set as it is).
+pub const LAMBDA_PROFILE: &str = "lambda";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LambdaSpec {
@@ -39,13 +44,18 @@ pub struct LambdaSpec {
     /// Cargo package and binary.
     pub package: &'static str,
     pub bin: &'static str,
-    /// Cargo features to enable (comma-separated, may be empty).
-    pub features: &'static str,
+    /// Cargo features of `package` to enable.
+    pub features: &'static [&'static str],
 }
 
 impl LambdaSpec {
     pub fn zip_name(&self) -> String {
         format!("{}.zip", self.artifact)
+    }
+
+    /// Where `cargo lambda build --lambda-dir DIR` leaves this function's executable.
+    pub fn built_binary(&self, lambda_dir: &Path) -> PathBuf {
+        lambda_dir.join(self.bin).join("bootstrap")
     }
 }
 
@@ -87,10 +97,36 @@ pub enum PackageError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("writing the zip {path}: {detail}")]
-    Zip { path: PathBuf, detail: String },
-    #[error("stripping the debug information from {path}: {detail}")]
-    Strip { path: PathBuf, detail: String },
+    #[error("writing the zip {path}")]
+    Zip {
+        path: PathBuf,
+        source: zip::result::ZipError,
+    },
+    #[error("reading the executable {path}")]
+    NotExecutable {
+        path: PathBuf,
+        source: elf::ElfError,
+    },
+    #[error("{path} would not run on Lambda")]
+    Unfit { path: PathBuf, source: elf::Unfit },
+}
+
+/// Reads a built function's executable and checks that it starts on Lambda ([`elf::check`]): x86_64, no
+/// glibc newer than [`elf::GLIBC_FLOOR`], no debug sections. Returns what it read.
+pub fn verify_bootstrap(binary: &Path) -> Result<elf::ElfFacts, PackageError> {
+    let bytes = std::fs::read(binary).map_err(|source| PackageError::Read {
+        path: binary.to_owned(),
+        source,
+    })?;
+    let facts = elf::inspect(&bytes).map_err(|source| PackageError::NotExecutable {
+        path: binary.to_owned(),
+        source,
+    })?;
+    elf::check(&facts).map_err(|source| PackageError::Unfit {
+        path: binary.to_owned(),
+        source,
+    })?;
+    Ok(facts)
 }
 
 /// Writes `zip_path` holding `binary` as an executable `bootstrap`, deterministically (fixed timestamp,
@@ -104,21 +140,24 @@ pub fn write_lambda_zip(
         path: binary.to_owned(),
         source,
     })?;
-    let zip_err = |detail: String| PackageError::Zip {
+    let zip_err = |source: zip::result::ZipError| PackageError::Zip {
         path: zip_path.to_owned(),
-        detail,
+        source,
     };
     let mut buffer = std::io::Cursor::new(Vec::new());
     {
         let mut zip = zip::ZipWriter::new(&mut buffer);
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
+            // zlib's best: every cold start downloads the zip, and this costs about a second per package
+            // (levels above 9 are zopfli's, minutes for these sizes).
+            .compression_level(Some(9))
             .unix_permissions(0o755)
             .last_modified_time(zip::DateTime::default());
-        zip.start_file("bootstrap", options)
-            .map_err(|e| zip_err(e.to_string()))?;
-        zip.write_all(&bytes).map_err(|e| zip_err(e.to_string()))?;
-        zip.finish().map_err(|e| zip_err(e.to_string()))?;
+        zip.start_file("bootstrap", options).map_err(zip_err)?;
+        zip.write_all(&bytes)
+            .map_err(|e| zip_err(zip::result::ZipError::Io(e)))?;
+        zip.finish().map_err(zip_err)?;
     }
     let data = buffer.into_inner();
     write_atomically(zip_path, &data)?;
@@ -165,42 +204,6 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), PackageError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Finds binutils' `strip` on `PATH`.
-pub fn find_strip(path_var: Option<&str>) -> Option<PathBuf> {
-    std::env::split_paths(path_var?)
-        .map(|d| d.join("strip"))
-        .find(|p| p.is_file())
-}
-
-/// Writes a copy of `binary` without its debug information to `stripped` (`strip --strip-debug`).
-///
-/// The release profile keeps line tables, which the host tools want for their backtraces; in a Lambda
-/// package they are about two thirds of the bytes (the storefront's bootstrap: 82 MiB with them, 24 MiB
-/// without), and every cold start downloads and maps them. Symbols stay, so a panic in a function's log
-/// still names the functions it passed through.
-pub fn strip_debug_info(strip: &Path, binary: &Path, stripped: &Path) -> Result<(), PackageError> {
-    let failed = |detail: String| PackageError::Strip {
-        path: binary.to_owned(),
-        detail,
-    };
-    let output = std::process::Command::new(strip)
-        .arg("--strip-debug")
-        .arg("-o")
-        .arg(stripped)
-        .arg(binary)
-        .output()
-        .map_err(|e| failed(format!("running {}: {e}", strip.display())))?;
-    if !output.status.success() {
-        return Err(failed(format!(
-            "{} exited with {}: {}",
-            strip.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
 /// Finds `cargo-lambda`: on `PATH`, or in the tools virtualenv (`$LIFEBOAT_TOOLS_VENV`, default
 /// `~/.cache/lifeboat-tools`) where `pip install cargo-lambda ziglang` puts it.
 pub fn find_cargo_lambda(path_var: Option<&str>, tools_venv: Option<&Path>) -> Option<PathBuf> {
@@ -225,26 +228,84 @@ pub fn install_hint(tools_venv: &Path) -> String {
     )
 }
 
-/// The `cargo lambda build` arguments for one function, writing its binary under `lambda_dir/<bin>/`.
-pub fn build_args(spec: &LambdaSpec, lambda_dir: &Path) -> Vec<String> {
-    let mut args = vec![
-        "lambda".to_owned(),
-        "build".to_owned(),
-        "--release".to_owned(),
-        "--target".to_owned(),
-        LAMBDA_TARGET.to_owned(),
-        "--package".to_owned(),
-        spec.package.to_owned(),
-        "--bin".to_owned(),
-        spec.bin.to_owned(),
-        "--lambda-dir".to_owned(),
-        lambda_dir.display().to_string(),
-    ];
-    if !spec.features.is_empty() {
-        args.push("--features".to_owned());
-        args.push(spec.features.to_owned());
+/// The `cargo lambda build` arguments that build every function in `specs` in one Cargo invocation (shared
+/// dependencies compile once, with one feature set), writing each executable under `lambda_dir/<bin>/`.
+/// Cargo's messages come as JSON lines on standard output (for the progress view), its diagnostics rendered
+/// on standard error.
+pub fn build_args(specs: &[LambdaSpec], lambda_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "lambda",
+        "build",
+        "--profile",
+        LAMBDA_PROFILE,
+        "--target",
+        LAMBDA_TARGET,
+        "--quiet",
+        "--message-format",
+        "json-render-diagnostics",
+        "--lambda-dir",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    args.push(lambda_dir.display().to_string());
+    for spec in specs {
+        args.extend(["--package".to_owned(), spec.package.to_owned()]);
+    }
+    for spec in specs {
+        args.extend(["--bin".to_owned(), spec.bin.to_owned()]);
+    }
+    let features: Vec<String> = specs
+        .iter()
+        .flat_map(|spec| {
+            spec.features
+                .iter()
+                .map(|f| format!("{}/{f}", spec.package))
+        })
+        .collect();
+    if !features.is_empty() {
+        args.extend(["--features".to_owned(), features.join(",")]);
     }
     args
+}
+
+/// What one line of Cargo's JSON messages (`--message-format json`) says about the build's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CargoMessage {
+    /// A crate (library, binary or build script) finished compiling, or was fresh.
+    Built { crate_name: String, fresh: bool },
+    /// The build ended.
+    Finished { success: bool },
+    /// Anything else: diagnostics (rendered on standard error already), build-script output, ...
+    Other,
+}
+
+impl CargoMessage {
+    pub fn parse(line: &str) -> Self {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            return Self::Other;
+        };
+        match message.get("reason").and_then(serde_json::Value::as_str) {
+            Some("compiler-artifact") => Self::Built {
+                crate_name: message
+                    .pointer("/target/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned(),
+                fresh: message
+                    .get("fresh")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            },
+            Some("build-finished") => Self::Finished {
+                success: message
+                    .get("success")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            },
+            _ => Self::Other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,32 +313,6 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn stripping_keeps_an_executable_and_drops_the_debug_information() {
-        let path = std::env::var("PATH").unwrap_or_default();
-        let strip = find_strip(Some(&path))
-            .expect("binutils' strip is on PATH (Debian package binutils, which gcc depends on)");
-        // This test's own executable: a debug build carries debug information for this crate.
-        let binary = std::env::current_exe().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let stripped = dir.path().join("bootstrap");
-        strip_debug_info(&strip, &binary, &stripped).unwrap();
-        let before = std::fs::metadata(&binary).unwrap().len();
-        let after = std::fs::read(&stripped).unwrap();
-        assert_eq!(&after[..4], b"\x7fELF", "still an ELF executable");
-        assert!(
-            (after.len() as u64) < before,
-            "{before} bytes before, {} after",
-            after.len()
-        );
-        assert!(std::fs::metadata(&stripped).unwrap().permissions().mode() & 0o111 != 0);
-
-        let not_elf = dir.path().join("not-elf");
-        std::fs::write(&not_elf, b"plain text").unwrap();
-        let err = strip_debug_info(&strip, &not_elf, &dir.path().join("out")).unwrap_err();
-        assert!(err.to_string().contains("not-elf"), "{err}");
-    }
 
     #[test]
     fn zip_holds_one_executable_bootstrap_and_is_deterministic() {
@@ -334,19 +369,55 @@ mod tests {
     }
 
     #[test]
-    fn build_arguments_pin_the_target_and_features() {
-        let args = build_args(&LAMBDAS[0], Path::new("/tmp/l"));
+    fn one_invocation_builds_every_function_with_its_own_features() {
+        let args = build_args(LAMBDAS, Path::new("/tmp/l"));
         let joined = args.join(" ");
         assert!(
-            joined.contains("--target x86_64-unknown-linux-gnu.2.17"),
+            joined.starts_with(
+                "lambda build --profile lambda --target x86_64-unknown-linux-gnu.2.17"
+            ),
             "{joined}"
         );
         assert!(
-            joined.contains("--package storefront --bin storefront"),
+            joined.contains("--package storefront --package lifeboat-aws-dr"),
             "{joined}"
         );
-        assert!(joined.ends_with("--features aws,lambda"), "{joined}");
-        assert!(!build_args(&LAMBDAS[1], Path::new("/tmp/l")).contains(&"--features".to_owned()));
+        assert!(
+            joined.contains("--bin storefront --bin dr-automation"),
+            "{joined}"
+        );
+        assert!(
+            joined.ends_with("--features storefront/aws,storefront/lambda"),
+            "{joined}"
+        );
+        assert!(joined.contains("--message-format json-render-diagnostics"));
+        let dr_only = build_args(&LAMBDAS[1..], Path::new("/tmp/l"));
+        assert!(!dr_only.contains(&"--features".to_owned()), "{dr_only:?}");
+        assert_eq!(
+            LAMBDAS[0].built_binary(Path::new("/tmp/l")),
+            Path::new("/tmp/l/storefront/bootstrap")
+        );
+    }
+
+    #[test]
+    fn cargo_messages_report_built_crates_and_the_end() {
+        let built = r#"{"reason":"compiler-artifact","package_id":"x","target":{"kind":["lib"],"name":"aws_sdk_rds"},"fresh":false}"#;
+        assert_eq!(
+            CargoMessage::parse(built),
+            CargoMessage::Built {
+                crate_name: "aws_sdk_rds".into(),
+                fresh: false
+            }
+        );
+        assert_eq!(
+            CargoMessage::parse(r#"{"reason":"build-finished","success":false}"#),
+            CargoMessage::Finished { success: false }
+        );
+        assert_eq!(
+            CargoMessage::parse(r#"{"reason":"compiler-message","message":{}}"#),
+            CargoMessage::Other
+        );
+        assert_eq!(CargoMessage::parse("not json"), CargoMessage::Other);
     }
 
     #[test]
