@@ -24,7 +24,7 @@ use crate::report::{
 use crate::run::{
     AFTER_RECOVERY, DrillEnv, DrillError, DrillOutcome, Prepared, RECOVERY_TIMEOUT,
     automation_gave_up, fence_instant, first_event, open_runtime, prepare, progress, rfc3339_now,
-    runbook_runs, spawn_inside_client, targets, update_runtime_settings, write_report,
+    runbook_runs, spawn_inside_client, targets, write_report,
 };
 use crate::scenario::{DrillOptions, Scenario};
 use crate::verify::{self, Fence};
@@ -157,12 +157,11 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
     let automatic_before = runtime.settings().automatic_failover;
     let paused_before = runtime.settings().automation_paused;
     let result = drive(options, env, &runtime, &prepared).await;
-    if let Ok(current) = Runtime::open(&env.state_dir) {
-        let _ = update_runtime_settings(&current, |s| {
-            s.automatic_failover = automatic_before;
-            s.automation_paused = paused_before;
-        });
-    }
+    // Best effort: the drill's own result is what the caller needs to see.
+    let _ = runtime.update_settings(|s| {
+        s.automatic_failover = automatic_before;
+        s.automation_paused = paused_before;
+    });
     result
 }
 
@@ -170,10 +169,11 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
 /// fault it recovers from, it may switch over and fail over; otherwise only the drill moves roles, and the
 /// automation is paused (a slow health answer under load must not start a runbook beside the drill's).
 fn set_automatic(runtime: &Runtime, on: bool) -> Result<(), DrillError> {
-    update_runtime_settings(runtime, |s| {
+    runtime.update_settings(|s| {
         s.automatic_failover = on;
         s.automation_paused = !on;
-    })
+    })?;
+    Ok(())
 }
 
 /// A `lifeboat` subcommand with its output in a log file of the report directory.

@@ -121,52 +121,6 @@ pub async fn open_runtime(state_dir: &Path) -> Result<Runtime, DrillError> {
     Ok(runtime)
 }
 
-/// Switches the replication mode of the running pair (both servers, so either can be the primary).
-pub(crate) async fn set_replication(
-    runtime: &Runtime,
-    mode: Replication,
-) -> Result<(), DrillError> {
-    let on = if mode == Replication::SemiSync {
-        "ON"
-    } else {
-        "OFF"
-    };
-    for region in runtime.regions() {
-        let db = runtime.db(&region.name)?;
-        db.execute(
-            &format!("SET GLOBAL rpl_semi_sync_master_enabled = {on}; SET GLOBAL rpl_semi_sync_slave_enabled = {on}"),
-            Duration::from_secs(5),
-        )
-        .await?;
-        let replicating = db
-            .status()
-            .await
-            .is_ok_and(|s| s.replica.is_some_and(|r| r.running()));
-        if replicating {
-            // The replica announces semi-sync when its IO thread connects.
-            db.execute(
-                "STOP SLAVE IO_THREAD; START SLAVE IO_THREAD",
-                Duration::from_secs(10),
-            )
-            .await?;
-        }
-    }
-    update_runtime_settings(runtime, |s| s.replication = to_local_mode(mode))
-}
-
-/// Records a setting change in `runtime.json`, where the supervisor and the DR backend read them.
-pub(crate) fn update_runtime_settings(
-    runtime: &Runtime,
-    change: impl FnOnce(&mut lifeboat_local::LocalSettings),
-) -> Result<(), DrillError> {
-    let mut info = runtime.info().clone();
-    change(&mut info.settings);
-    let bytes = serde_json::to_vec_pretty(&info)
-        .map_err(|e| DrillError::Failed(format!("encoding the runtime state: {e}")))?;
-    lifeboat_local::layout::write_atomic(&runtime.layout().runtime_json(), &bytes)?;
-    Ok(())
-}
-
 /// Starts the client that writes from inside `region`'s namespace straight to its storefront for
 /// `seconds` (partition drills: what a cut-off region accepts is checked against the fence), its ledger
 /// written to `ledger_file`.
@@ -245,7 +199,7 @@ pub(crate) async fn prepare(
             eprintln!(
                 "==> switching replication to {wanted} for this drill (it stays so afterwards)"
             );
-            set_replication(runtime, wanted).await?;
+            runtime.set_replication(to_local_mode(wanted)).await?;
             wanted
         }
         Some(wanted) => wanted,
@@ -284,7 +238,7 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
     let automatic_before = runtime.settings().automatic_failover;
     let automatic = options.scenario.is_fault();
     if automatic != automatic_before {
-        update_runtime_settings(&runtime, |s| s.automatic_failover = automatic)?;
+        runtime.update_settings(|s| s.automatic_failover = automatic)?;
     }
     let result = drive(
         options,
@@ -297,10 +251,9 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
         automatic,
     )
     .await;
-    if automatic != automatic_before
-        && let Ok(current) = Runtime::open(&env.state_dir)
-    {
-        let _ = update_runtime_settings(&current, |s| s.automatic_failover = automatic_before);
+    if automatic != automatic_before {
+        // Best effort: the drill's own result is what the caller needs to see.
+        let _ = runtime.update_settings(|s| s.automatic_failover = automatic_before);
     }
     result
 }

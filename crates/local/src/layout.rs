@@ -119,11 +119,23 @@ impl Layout {
 /// Writes `contents` to `path` atomically (temporary file, fsync, rename), so a reader or a crash never
 /// sees half a file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_with_mode(path, contents, 0o644)
+}
+
+/// [`write_atomic`] for a file only its owner may read (one holding passwords): the file has `mode` from
+/// the moment it is created, so no reader ever finds it open to others.
+pub fn write_atomic_with_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| LocalError::io("creating a directory", dir, e))?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file =
-        std::fs::File::create(&tmp).map_err(|e| LocalError::io("creating a file", &tmp, e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| LocalError::io("creating a file", &tmp, e))?;
     file.write_all(contents)
         .map_err(|e| LocalError::io("writing a file", &tmp, e))?;
     file.sync_all()

@@ -74,9 +74,15 @@ pub fn render_cnf(
              rpl-semi-sync-master-wait-point=AFTER_SYNC\n",
             settings.semi_sync_timeout_ms
         ),
-        ReplicationMode::Async => {
-            "rpl-semi-sync-master-enabled=OFF\nrpl-semi-sync-slave-enabled=OFF\n".to_owned()
-        }
+        // Off, with the timeout and wait point the semi-sync mode uses, so that switching a running pair to
+        // semi-sync (Runtime::set_replication) finds them as a fresh start would set them.
+        ReplicationMode::Async => format!(
+            "rpl-semi-sync-master-enabled=OFF\n\
+             rpl-semi-sync-slave-enabled=OFF\n\
+             rpl-semi-sync-master-timeout={}\n\
+             rpl-semi-sync-master-wait-point=AFTER_SYNC\n",
+            settings.semi_sync_timeout_ms
+        ),
     };
     format!(
         "# lifeboat local runtime: MariaDB of region {region}\n\

@@ -205,6 +205,11 @@ impl Runtime {
     /// The runtime in `state_dir` (`local.state_dir`), or [`LocalError::NotUp`].
     pub fn open(state_dir: &Path) -> Result<Self> {
         let layout = Layout::new(state_dir)?;
+        let info = Self::read_info(&layout)?;
+        Ok(Runtime { layout, info })
+    }
+
+    fn read_info(layout: &Layout) -> Result<RuntimeInfo> {
         let path = layout.runtime_json();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -223,7 +228,7 @@ impl Runtime {
                 info.format
             )));
         }
-        Ok(Runtime { layout, info })
+        Ok(info)
     }
 
     /// Like [`Runtime::open`], but also [`LocalError::NotUp`] when `up` never finished.
@@ -236,11 +241,21 @@ impl Runtime {
     }
 
     fn save(&self) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.info)
-            .map_err(|e| LocalError::Failed(format!("encoding runtime state: {e}")))?;
-        write_atomic(&self.layout.runtime_json(), &bytes)?;
-        // It holds the database passwords.
-        set_mode(&self.layout.runtime_json(), 0o600)
+        write_info(&self.layout, &self.info)
+    }
+
+    /// Changes the settings recorded in `runtime.json`, where the supervisor, the DR backend and every
+    /// later command read them. The file is read again first, so what another process recorded since this
+    /// runtime was opened is kept; this runtime's own copy ([`Runtime::settings`]) stays as it was opened.
+    /// Returns the settings as written.
+    pub fn update_settings(
+        &self,
+        change: impl FnOnce(&mut LocalSettings),
+    ) -> Result<LocalSettings> {
+        let mut info = Self::read_info(&self.layout)?;
+        change(&mut info.settings);
+        write_info(&self.layout, &info)?;
+        Ok(info.settings)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -569,17 +584,19 @@ impl Runtime {
     /// Switches the pair between semi-sync and async replication, live and in the servers'
     /// configuration files (a restarted server keeps the mode). Databases that are down are switched
     /// when they start again, through their configuration.
-    pub async fn set_replication(&mut self, mode: crate::settings::ReplicationMode) -> Result<()> {
+    pub async fn set_replication(&self, mode: crate::settings::ReplicationMode) -> Result<()> {
         let on = if mode == crate::settings::ReplicationMode::SemiSync {
             "ON"
         } else {
             "OFF"
         };
-        self.info.settings.replication = mode;
-        for region in self.info.regions.clone() {
+        let settings = self.update_settings(|s| s.replication = mode)?;
+        for region in &self.info.regions {
+            // The config file first: a server restarted later (after a crash drill, by `local up`) comes
+            // back in the mode asked for.
             let cnf = mariadb::render_cnf(
                 &self.layout,
-                &self.info.settings,
+                &settings,
                 &region.name,
                 &region.link.ip,
                 region.server_id,
@@ -593,7 +610,7 @@ impl Runtime {
                 &format!(
                     "SET GLOBAL rpl_semi_sync_master_enabled = {on}; SET GLOBAL rpl_semi_sync_slave_enabled = {on}; \
                      SET GLOBAL rpl_semi_sync_master_timeout = {}; SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
-                    self.info.settings.semi_sync_timeout_ms
+                    settings.semi_sync_timeout_ms
                 ),
                 Duration::from_secs(5),
             )
@@ -607,7 +624,7 @@ impl Runtime {
                 .await?;
             }
         }
-        self.save()
+        Ok(())
     }
 
     // ---- up / down / status ----------------------------------------------------------------------
@@ -1098,6 +1115,14 @@ impl Runtime {
             regions,
         }
     }
+}
+
+/// Writes `runtime.json`, readable by its owner only: it holds the database passwords.
+fn write_info(layout: &Layout, info: &RuntimeInfo) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(info)
+        .map_err(|e| LocalError::Failed(format!("encoding runtime state: {e}")))?;
+    let path = layout.runtime_json();
+    crate::layout::write_atomic_with_mode(&path, &bytes, 0o600)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

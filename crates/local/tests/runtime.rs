@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lifeboat_local::events::{self, EventLog};
-use lifeboat_local::{LocalDr, LocalSettings, Runtime, netns, process};
+use lifeboat_local::{LocalDr, LocalSettings, ReplicationMode, Runtime, netns, process};
 use lifeboat_runbook::{RunKind, RunOutcome, RunRequest};
 use sqlx::Connection as _;
 
@@ -634,4 +634,105 @@ async fn down_and_up_keep_the_data_and_roles_and_only_fresh_deletes_them() {
             .as_deref(),
         Some("0")
     );
+}
+
+/// The replication variables of `region`'s server: master enabled, slave enabled, wait point, timeout.
+async fn semi_sync_variables(rt: &Runtime, region: &str) -> Vec<Option<String>> {
+    let url = rt.admin_db_url(region).unwrap();
+    let mut values = Vec::new();
+    for variable in [
+        "rpl_semi_sync_master_enabled",
+        "rpl_semi_sync_slave_enabled",
+        "rpl_semi_sync_master_wait_point",
+        "rpl_semi_sync_master_timeout",
+    ] {
+        values.push(query_one(&url, &format!("SELECT CAST(@@GLOBAL.{variable} AS CHAR)")).await);
+    }
+    values
+}
+
+async fn restart_database(rt: &Runtime, region: &str) {
+    rt.kill_database(region).unwrap();
+    rt.start_database(region)
+        .await
+        .expect("the database starts again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_replication_mode_changes_on_a_running_pair_and_a_restarted_server_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(dir.path(), 24_500);
+    let _down = DownOnDrop(settings.state_dir.clone());
+    let (rt, _) = Runtime::up(&settings).await.expect("local up");
+    let (p, s) = (
+        rt.primary_region().to_owned(),
+        rt.standby_region().to_owned(),
+    );
+    let timeout = settings.semi_sync_timeout_ms.to_string();
+    let semi_sync = vec![
+        Some("ON".to_owned()),
+        Some("ON".to_owned()),
+        Some("AFTER_SYNC".to_owned()),
+        Some(timeout.clone()),
+    ];
+    assert_eq!(settings.replication, ReplicationMode::SemiSync);
+    assert_eq!(semi_sync_variables(&rt, &p).await, semi_sync);
+
+    rt.set_replication(ReplicationMode::Async).await.unwrap();
+    let asynchronous = vec![
+        Some("OFF".to_owned()),
+        Some("OFF".to_owned()),
+        Some("AFTER_SYNC".to_owned()),
+        Some(timeout),
+    ];
+    for region in [&p, &s] {
+        assert_eq!(
+            semi_sync_variables(&rt, region).await,
+            asynchronous,
+            "{region}"
+        );
+    }
+    let recorded = Runtime::open(&settings.state_dir).unwrap();
+    assert_eq!(recorded.settings().replication, ReplicationMode::Async);
+    // runtime.json holds the database passwords: rewriting it keeps it private.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(recorded.layout().runtime_json())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    restart_database(&rt, &s).await;
+    assert_eq!(
+        semi_sync_variables(&rt, &s).await,
+        asynchronous,
+        "a restarted server keeps the mode"
+    );
+
+    rt.set_replication(ReplicationMode::SemiSync).await.unwrap();
+    for region in [&p, &s] {
+        assert_eq!(
+            semi_sync_variables(&rt, region).await,
+            semi_sync,
+            "{region}"
+        );
+    }
+    restart_database(&rt, &s).await;
+    assert_eq!(semi_sync_variables(&rt, &s).await, semi_sync);
+    // And the restarted replica is semi-synchronous again: the primary's commits wait for it.
+    let primary = rt.admin_db_url(&p).unwrap();
+    wait_for(
+        "the primary to see a semi-synchronous replica",
+        Duration::from_secs(20),
+        || async {
+            query_one(
+                &primary,
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'",
+            )
+            .await
+            .as_deref()
+                == Some("ON")
+        },
+    )
+    .await;
 }
