@@ -90,7 +90,7 @@ impl AwsBackend {
         value: &str,
     ) -> BackendResult<()> {
         region
-            .ssm
+            .ssm()
             .put_parameter()
             .name(name)
             .value(value)
@@ -176,7 +176,7 @@ impl AwsBackend {
         for region in self.topology.regions() {
             let c = self.clients.region(region)?;
             let mut update = c
-                .dynamodb
+                .dynamodb()
                 .update_item()
                 .table_name(&self.topology.journal_table)
                 .key(
@@ -455,7 +455,7 @@ impl AwsBackend {
         let mut token = None;
         loop {
             let out = region
-                .sns
+                .sns()
                 .list_topics()
                 .set_next_token(token)
                 .send()
@@ -490,7 +490,7 @@ impl AwsBackend {
         // SNS subjects are at most 100 characters.
         let subject: String = notification.subject.chars().take(100).collect();
         let out = clients
-            .sns
+            .sns()
             .publish()
             .topic_arn(&arn)
             .subject(subject)
@@ -540,7 +540,7 @@ impl AwsBackend {
                 info.min_capacity.unwrap_or_default()
             ));
         }
-        to.rds
+        to.rds()
             .modify_db_cluster()
             .db_cluster_identifier(target_id)
             .serverless_v2_scaling_configuration(
@@ -571,7 +571,7 @@ impl AwsBackend {
             Some(n) => Some(n),
             None => match self.clients.region(&ctx.from) {
                 Ok(from) => match from
-                    .lambda
+                    .lambda()
                     .get_function_concurrency()
                     .function_name(function)
                     .send()
@@ -590,7 +590,7 @@ impl AwsBackend {
             ));
         };
         let current = to
-            .lambda
+            .lambda()
             .get_function_concurrency()
             .function_name(function)
             .send()
@@ -610,7 +610,7 @@ impl AwsBackend {
                 current.unwrap_or_default()
             ));
         }
-        to.lambda
+        to.lambda()
             .put_function_concurrency()
             .function_name(function)
             .reserved_concurrent_executions(wanted)
@@ -712,7 +712,7 @@ impl AwsBackend {
         // The caller looks at the global cluster again to learn which.
         if allow_data_loss {
             match to
-                .rds
+                .rds()
                 .failover_global_cluster()
                 .global_cluster_identifier(global)
                 .target_db_cluster_identifier(target_arn)
@@ -734,7 +734,7 @@ impl AwsBackend {
             }
         } else {
             match to
-                .rds
+                .rds()
                 .switchover_global_cluster()
                 .global_cluster_identifier(global)
                 .target_db_cluster_identifier(target_arn)

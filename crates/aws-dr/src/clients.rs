@@ -1,10 +1,11 @@
 //! SDK clients for the two regions of an environment.
 //!
-//! Every service client is built once per region from one shared [`aws_types::SdkConfig`]. An endpoint
-//! override (a local AWS emulator in tests) applies to every client; Route 53 is a global service whose
-//! control plane answers in `us-east-1`.
+//! Every service client is built once per region, on first use, from one shared [`aws_types::SdkConfig`].
+//! An endpoint override (a local AWS emulator in tests) applies to every client; Route 53 is a global
+//! service whose control plane answers in `us-east-1`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use aws_config::BehaviorVersion;
 use aws_types::region::Region;
@@ -48,39 +49,82 @@ impl Connection {
     }
 }
 
-/// The clients of one region.
+/// The clients of one region. Each is built on first use: a task of the DR function needs two or three of
+/// the eight, and building a client costs start-up time (about 4–6 ms for all of them here, docs/aws-dr.md).
 #[derive(Debug, Clone)]
 pub struct RegionClients {
     pub region: String,
-    pub rds: aws_sdk_rds::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub lambda: aws_sdk_lambda::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sts: aws_sdk_sts::Client,
+    sdk: aws_types::SdkConfig,
+    rds: OnceLock<aws_sdk_rds::Client>,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    lambda: OnceLock<aws_sdk_lambda::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
 }
 
 impl RegionClients {
     pub fn new(region: &str, sdk: &aws_types::SdkConfig) -> Self {
-        // Path-style addressing works against emulators and AWS alike; virtual-hosted style needs DNS
-        // for every bucket name.
-        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build();
         RegionClients {
             region: region.to_owned(),
-            rds: aws_sdk_rds::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            sns: aws_sdk_sns::Client::new(sdk),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            lambda: aws_sdk_lambda::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            sts: aws_sdk_sts::Client::new(sdk),
+            sdk: sdk.clone(),
+            rds: OnceLock::new(),
+            ssm: OnceLock::new(),
+            sns: OnceLock::new(),
+            cloudwatch: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+            lambda: OnceLock::new(),
+            s3: OnceLock::new(),
+            sts: OnceLock::new(),
         }
     }
+
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| {
+            // Path-style addressing works against emulators and AWS alike; virtual-hosted style needs DNS
+            // for every bucket name.
+            let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+        })
+    }
+
+    /// Uses `client` for S3 instead of the one [`RegionClients::s3`] would build (tests: a client with
+    /// interceptors).
+    pub fn set_s3(&mut self, client: aws_sdk_s3::Client) {
+        self.s3 = OnceLock::from(client);
+    }
+}
+
+/// The accessor (building the client from the region's configuration on first use) and the setter (a client
+/// built elsewhere, for tests that add interceptors) of each client but S3's.
+macro_rules! lazy_clients {
+    ($($get:ident, $set:ident: $client:ty;)*) => {
+        impl RegionClients {
+            $(
+                pub fn $get(&self) -> &$client {
+                    self.$get.get_or_init(|| <$client>::new(&self.sdk))
+                }
+
+                pub fn $set(&mut self, client: $client) {
+                    self.$get = OnceLock::from(client);
+                }
+            )*
+        }
+    };
+}
+
+lazy_clients! {
+    rds, set_rds: aws_sdk_rds::Client;
+    ssm, set_ssm: aws_sdk_ssm::Client;
+    sns, set_sns: aws_sdk_sns::Client;
+    cloudwatch, set_cloudwatch: aws_sdk_cloudwatch::Client;
+    dynamodb, set_dynamodb: aws_sdk_dynamodb::Client;
+    lambda, set_lambda: aws_sdk_lambda::Client;
+    sts, set_sts: aws_sdk_sts::Client;
 }
 
 /// The clients of both regions plus Route 53.
@@ -100,7 +144,7 @@ impl Clients {
             ));
         };
         let identity =
-            c.sts.get_caller_identity().send().await.map_err(|e| {
+            c.sts().get_caller_identity().send().await.map_err(|e| {
                 crate::errors::sdk_error("reading the caller's account", &c.region, e)
             })?;
         identity.account.ok_or_else(|| {

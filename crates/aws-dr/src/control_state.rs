@@ -119,7 +119,7 @@ async fn read_items(
     use aws_sdk_dynamodb::types::AttributeValue;
     use lifeboat_contract::control::item;
     let result = replica
-        .dynamodb
+        .dynamodb()
         .query()
         .table_name(&topology.journal_table)
         .key_condition_expression("#pk = :pk")
@@ -244,7 +244,7 @@ async fn create_item(
     use aws_sdk_dynamodb::types::AttributeValue;
     use lifeboat_contract::control::item;
     let result = replica
-        .dynamodb
+        .dynamodb()
         .put_item()
         .table_name(&topology.journal_table)
         .item(
@@ -289,7 +289,7 @@ async fn create_item(
 /// Creates `name` unless it exists (a concurrent deploy may have just made it); whether it created it.
 async fn create(c: &RegionClients, name: &str, value: &str) -> Result<bool, BackendError> {
     match c
-        .ssm
+        .ssm()
         .put_parameter()
         .name(name)
         .value(value)

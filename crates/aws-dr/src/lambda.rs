@@ -94,7 +94,7 @@ pub async fn probe_region(env: &AwsEnvironment, watched: &str) -> Value {
         .unit(aws_sdk_cloudwatch::types::StandardUnit::Count)
         .build();
     let published = here
-        .cloudwatch
+        .cloudwatch()
         .put_metric_data()
         .namespace(PROBE_NAMESPACE)
         .metric_data(datum)

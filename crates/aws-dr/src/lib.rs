@@ -87,12 +87,12 @@ impl AwsEnvironment {
             }),
         };
         let mut journal = JournalTable::new(
-            coordination.dynamodb.clone(),
+            coordination.dynamodb().clone(),
             &topology.journal_table,
             &coordination.region,
         );
         for region in clients.regions.values() {
-            journal = journal.with_epoch_floor(region.ssm.clone(), topology.ssm_epoch());
+            journal = journal.with_epoch_floor(region.ssm().clone(), topology.ssm_epoch());
         }
         let reports_bucket = topology
             .reports_bucket
@@ -100,7 +100,7 @@ impl AwsEnvironment {
             .or_else(|| topology.assets_buckets.get(&coordination.region).cloned())
             .unwrap_or_else(|| format!("{}-assets-{}", topology.prefix, coordination.region));
         let reports = S3ReportSink::new(
-            coordination.s3.clone(),
+            coordination.s3().clone(),
             &coordination.region,
             reports_bucket,
             &topology.reports_prefix,

@@ -30,7 +30,7 @@ pub async fn control_params(
     endpoint: &str,
 ) -> Result<ControlParams, BackendError> {
     let out = clients
-        .ssm
+        .ssm()
         .get_parameters()
         .names(active_region)
         .names(epoch)
@@ -116,7 +116,7 @@ pub async fn global_cluster(
     global_id: &str,
 ) -> Result<Option<GlobalClusterView>, BackendError> {
     let out = clients
-        .rds
+        .rds()
         .describe_global_clusters()
         .global_cluster_identifier(global_id)
         .send()
@@ -209,7 +209,7 @@ pub async fn invoke_health(
 ) -> Health {
     let event = alb_get_event(&clients.region, path, headers);
     let out = match clients
-        .lambda
+        .lambda()
         .invoke()
         .function_name(function)
         .payload(aws_smithy_types::Blob::new(event.to_string().into_bytes()))
@@ -287,7 +287,7 @@ pub async fn failover_snapshot(
     cluster_id: &str,
 ) -> Result<Option<String>, BackendError> {
     let out = clients
-        .rds
+        .rds()
         .describe_db_cluster_snapshots()
         .db_cluster_identifier(cluster_id)
         .send()
@@ -331,7 +331,7 @@ pub async fn cluster_info(
     cluster_id: &str,
 ) -> Result<ClusterInfo, BackendError> {
     let out = clients
-        .rds
+        .rds()
         .describe_db_clusters()
         .db_cluster_identifier(cluster_id)
         .send()
@@ -370,7 +370,7 @@ async fn rds_metric(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let start = now - i64::try_from(lookback.as_secs()).unwrap_or(i64::MAX / 2);
     let out = clients
-        .cloudwatch
+        .cloudwatch()
         .get_metric_statistics()
         .namespace("AWS/RDS")
         .metric_name(metric)
@@ -459,7 +459,7 @@ pub async fn alarms_firing(
     let mut token = None;
     loop {
         let out = clients
-            .cloudwatch
+            .cloudwatch()
             .describe_alarms()
             .alarm_name_prefix(prefix)
             .state_value(StateValue::Alarm)
@@ -495,7 +495,7 @@ pub async fn alarms_firing(
 /// reported (a table that is not global, or an endpoint that does not model replicas).
 pub async fn session_replica(clients: &RegionClients, table: &str) -> (Health, Option<String>) {
     let out = match clients
-        .dynamodb
+        .dynamodb()
         .describe_table()
         .table_name(table)
         .send()
@@ -565,7 +565,7 @@ pub async fn asset_replication(
     destination_bucket: &str,
 ) -> Health {
     let out = match source
-        .s3
+        .s3()
         .get_bucket_replication()
         .bucket(source_bucket)
         .send()

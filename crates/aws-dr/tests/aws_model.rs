@@ -242,7 +242,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     for region in [PRIMARY, STANDBY] {
         for (name, value) in names.iter().zip([STANDBY, "5", "lowered"]) {
             f.direct[region]
-                .ssm
+                .ssm()
                 .put_parameter()
                 .name(name)
                 .value(value)
@@ -267,7 +267,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     for replica in [PRIMARY, STANDBY] {
         for of in [PRIMARY, STANDBY] {
             let item = f.direct[replica]
-                .dynamodb
+                .dynamodb()
                 .get_item()
                 .table_name(&t.journal_table)
                 .key(
@@ -300,7 +300,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     // The primary region's parameters are gone (its stacks were deleted and deployed again): they are
     // created from the state of the newest epoch, not as "primary active, epoch 1".
     f.direct[PRIMARY]
-        .ssm
+        .ssm()
         .delete_parameters()
         .set_names(Some(names.to_vec()))
         .send()
@@ -322,7 +322,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     assert_eq!(remembered.as_ref().map(|r| r.epoch), Some(5));
     for region in [PRIMARY, STANDBY] {
         f.direct[region]
-            .ssm
+            .ssm()
             .delete_parameters()
             .set_names(Some(names.to_vec()))
             .send()
@@ -341,7 +341,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     // that own the parameters): the items are the newest state, and the parameters come back from them.
     for region in [PRIMARY, STANDBY] {
         f.direct[region]
-            .ssm
+            .ssm()
             .delete_parameters()
             .set_names(Some(names.to_vec()))
             .send()
@@ -359,7 +359,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
     // A first deploy: nothing anywhere, the configured primary starts active at epoch 1.
     for region in [PRIMARY, STANDBY] {
         f.direct[region]
-            .ssm
+            .ssm()
             .delete_parameters()
             .set_names(Some(names.to_vec()))
             .send()
@@ -367,7 +367,7 @@ async fn control_state_is_created_once_and_a_redeployed_region_learns_the_curren
             .unwrap();
         for of in [PRIMARY, STANDBY] {
             f.direct[region]
-                .dynamodb
+                .dynamodb()
                 .delete_item()
                 .table_name(&t.journal_table)
                 .key(
@@ -406,7 +406,7 @@ async fn with_the_primary_region_lost_the_control_state_is_seeded_in_the_standby
     assert_eq!(truth.active_region, PRIMARY);
     // The update removed the standby's epoch parameter (a template that still owned it).
     f.direct[STANDBY]
-        .ssm
+        .ssm()
         .delete_parameter()
         .name(t.ssm_epoch())
         .send()
@@ -462,7 +462,7 @@ async fn the_probe_publishes_the_other_regions_health_in_its_own_region() {
     let hour_ago = aws_smithy_types::DateTime::from_secs(now.secs() - 3600);
     let in_a_minute = aws_smithy_types::DateTime::from_secs(now.secs() + 60);
     let stats = f.direct[STANDBY]
-        .cloudwatch
+        .cloudwatch()
         .get_metric_statistics()
         .namespace("Lifeboat/DR")
         .metric_name("RegionHealthy")

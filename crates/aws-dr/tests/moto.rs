@@ -87,7 +87,7 @@ async fn switchover_then_failback_moves_everything_and_back() {
         "standby minimum capacity pre-scaled to the primary's peak"
     );
     let concurrency = f.clients.regions[STANDBY]
-        .lambda
+        .lambda()
         .get_function_concurrency()
         .function_name(&f.topology.storefront_function)
         .send()
@@ -100,7 +100,7 @@ async fn switchover_then_failback_moves_everything_and_back() {
         "standby storefront concurrency matched to the primary's"
     );
     let arn_standby = f.clients.regions[STANDBY]
-        .rds
+        .rds()
         .describe_db_clusters()
         .db_cluster_identifier(f.topology.cluster_id(STANDBY).unwrap())
         .send()
@@ -137,7 +137,7 @@ async fn switchover_then_failback_moves_everything_and_back() {
     let key = env.reports.json_key(result.report.run_id.as_str());
     let bucket = &f.topology.assets_buckets[STANDBY];
     let object = f.clients.regions[STANDBY]
-        .s3
+        .s3()
         .get_object()
         .bucket(bucket)
         .key(&key)
@@ -441,7 +441,7 @@ async fn journal_table_lock_admits_one_of_two_and_epochs_grow() {
 
     // The published epoch is a floor: a control store already at 41 makes the next allocation 42.
     f.clients.regions[PRIMARY]
-        .ssm
+        .ssm()
         .put_parameter()
         .name(f.topology.ssm_epoch())
         .value("41")
@@ -480,7 +480,7 @@ async fn lambda_handler_ignores_recovery_and_switches_over_on_a_standing_alarm()
 
     // The primary's health alarm really is firing, and has been for ten minutes.
     f.clients.regions[PRIMARY]
-        .cloudwatch
+        .cloudwatch()
         .set_alarm_state()
         .alarm_name(&alarm)
         .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)

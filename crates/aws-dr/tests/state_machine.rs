@@ -467,7 +467,7 @@ async fn as_deployed(
     .unwrap();
     topology.bounds = f.topology.bounds.clone();
     f.direct[STANDBY]
-        .s3
+        .s3()
         .create_bucket()
         .bucket(&reports_bucket)
         .create_bucket_configuration(

@@ -328,7 +328,7 @@ fn gray_failure_the_old_primary_stops_acknowledging_writes_within_a_lease_of_the
         .expect("control items created");
     let table = env.f.topology.journal_table.clone();
     let max_epoch_in = |region: &str| {
-        let client = env.f.direct[region].dynamodb.clone();
+        let client = env.f.direct[region].dynamodb().clone();
         let table = table.clone();
         async move {
             use aws_sdk_dynamodb::types::AttributeValue;
@@ -355,8 +355,8 @@ fn gray_failure_the_old_primary_stops_acknowledging_writes_within_a_lease_of_the
     // The primary's storefront: it reaches both replicas directly (its own network is fine).
     let source = storefront::control::DynamoControl::new(
         &table,
-        (PRIMARY.into(), env.f.direct[PRIMARY].dynamodb.clone()),
-        Some((STANDBY.into(), env.f.direct[STANDBY].dynamodb.clone())),
+        (PRIMARY.into(), env.f.direct[PRIMARY].dynamodb().clone()),
+        Some((STANDBY.into(), env.f.direct[STANDBY].dynamodb().clone())),
     );
     let gate = env.rt.block_on(async {
         // The permit checks region, fence and lease; the database is only touched by the write itself.
@@ -392,7 +392,7 @@ fn gray_failure_the_old_primary_stops_acknowledging_writes_within_a_lease_of_the
     // When the standby's replica first holds a newer epoch: the moment the run published it.
     let watcher = {
         let (published_at, stop) = (Arc::clone(&published_at), Arc::clone(&stop));
-        let client = env.f.direct[STANDBY].dynamodb.clone();
+        let client = env.f.direct[STANDBY].dynamodb().clone();
         let table = table.clone();
         env.rt.spawn(async move {
             use aws_sdk_dynamodb::types::AttributeValue;

@@ -70,7 +70,7 @@ fn lifeboat_binary_json(config: &Path, args: &[&str]) -> serde_json::Value {
 async fn stored_reports(f: &Fixture) -> Vec<serde_json::Value> {
     let mut reports: Vec<serde_json::Value> = Vec::new();
     for region in [PRIMARY, STANDBY] {
-        let s3 = &f.direct[region].s3;
+        let s3 = &f.direct[region].s3();
         let bucket = &f.topology.assets_buckets[region];
         let listing = s3
             .list_objects_v2()

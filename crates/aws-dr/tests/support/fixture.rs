@@ -108,7 +108,7 @@ pub fn lambda_zip() -> Vec<u8> {
 pub async fn put_metric(clients: &RegionClients, metric: &str, cluster: &str, value: f64) {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
     clients
-        .cloudwatch
+        .cloudwatch()
         .put_metric_data()
         .namespace("AWS/RDS")
         .metric_data(
@@ -183,7 +183,7 @@ impl Fixture {
         // Aurora: global cluster, writer in the primary, secondary in the standby.
         let global = topology.global_cluster_id.clone();
         plain[PRIMARY]
-            .rds
+            .rds()
             .create_global_cluster()
             .global_cluster_identifier(&global)
             .engine("aurora-mysql")
@@ -194,7 +194,7 @@ impl Fixture {
         for (region, max) in [(PRIMARY, 16.0), (STANDBY, 8.0)] {
             let id = topology.cluster_id(region).unwrap();
             let mut create = plain[region]
-                .rds
+                .rds()
                 .create_db_cluster()
                 .db_cluster_identifier(id)
                 .engine("aurora-mysql")
@@ -249,46 +249,46 @@ impl Fixture {
                 log: calls.clone(),
                 region: region.to_owned(),
             };
-            clients.rds = aws_sdk_rds::Client::from_conf(
+            clients.set_rds(aws_sdk_rds::Client::from_conf(
                 aws_sdk_rds::config::Builder::from(&sdk[region])
                     .interceptor(interceptor(&model.rds_rules(region)))
                     .interceptor(recorder.clone())
                     .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled())
                     .build(),
-            );
-            clients.lambda = aws_sdk_lambda::Client::from_conf(
+            ));
+            clients.set_lambda(aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&sdk[region])
                     .interceptor(interceptor(&model.lambda_rules(region)))
                     .interceptor(recorder.clone())
                     .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
                     .build(),
-            );
-            clients.ssm = aws_sdk_ssm::Client::from_conf(
+            ));
+            clients.set_ssm(aws_sdk_ssm::Client::from_conf(
                 aws_sdk_ssm::config::Builder::from(&sdk[region])
                     .interceptor(recorder.clone())
                     .build(),
-            );
-            clients.sns = aws_sdk_sns::Client::from_conf(
+            ));
+            clients.set_sns(aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(&sdk[region])
                     .interceptor(recorder.clone())
                     .build(),
-            );
-            clients.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+            ));
+            clients.set_cloudwatch(aws_sdk_cloudwatch::Client::from_conf(
                 aws_sdk_cloudwatch::config::Builder::from(&sdk[region])
                     .interceptor(recorder.clone())
                     .build(),
-            );
-            clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            ));
+            clients.set_dynamodb(aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk[region])
                     .interceptor(recorder.clone())
                     .build(),
-            );
-            clients.s3 = aws_sdk_s3::Client::from_conf(
+            ));
+            clients.set_s3(aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk[region])
                     .force_path_style(true)
                     .interceptor(recorder.clone())
                     .build(),
-            );
+            ));
             regions.insert(region.to_owned(), clients);
         }
         // Route 53 is a global service: its client is not behind a region's link.
@@ -310,7 +310,7 @@ impl Fixture {
 
         // The control parameters, and each region's endpoint as the platform publishes it.
         for region in [PRIMARY, STANDBY] {
-            let ssm = &plain[region].ssm;
+            let ssm = &plain[region].ssm();
             for (name, value) in [
                 (topology.ssm_active_region(), PRIMARY.to_owned()),
                 (topology.ssm_epoch(), "0".to_owned()),
@@ -423,7 +423,7 @@ impl Fixture {
             // live there (as the platform's detection stack places them).
             let detection = &plain[lifeboat_config::names::ROUTE53_METRICS_REGION];
             detection
-                .cloudwatch
+                .cloudwatch()
                 .put_metric_alarm()
                 .alarm_name(config.names().health_alarm(region))
                 .namespace("AWS/Route53")
@@ -440,7 +440,7 @@ impl Fixture {
                 .unwrap();
             // The emulator judges a new alarm without data as firing; the fixture starts healthy.
             detection
-                .cloudwatch
+                .cloudwatch()
                 .set_alarm_state()
                 .alarm_name(config.names().health_alarm(region))
                 .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
@@ -456,7 +456,7 @@ impl Fixture {
                     AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType,
                 };
                 let mut create = c
-                    .dynamodb
+                    .dynamodb()
                     .create_table()
                     .table_name(table)
                     .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
@@ -494,7 +494,7 @@ impl Fixture {
                 create.send().await.unwrap();
             }
             let bucket = &topology.assets_buckets[region];
-            let mut create_bucket = c.s3.create_bucket().bucket(bucket);
+            let mut create_bucket = c.s3().create_bucket().bucket(bucket);
             if region != "us-east-1" {
                 create_bucket = create_bucket.create_bucket_configuration(
                     aws_sdk_s3::types::CreateBucketConfiguration::builder()
@@ -505,7 +505,8 @@ impl Fixture {
                 );
             }
             create_bucket.send().await.unwrap();
-            c.s3.put_bucket_versioning()
+            c.s3()
+                .put_bucket_versioning()
                 .bucket(bucket)
                 .versioning_configuration(
                     aws_sdk_s3::types::VersioningConfiguration::builder()
@@ -516,7 +517,7 @@ impl Fixture {
                 .await
                 .unwrap();
             let topic = c
-                .sns
+                .sns()
                 .create_topic()
                 .name(&topology.topic_name)
                 .send()
@@ -543,7 +544,7 @@ impl Fixture {
                         .cloned()
                 })
                 .unwrap();
-            c.sns
+            c.sns()
                 .subscribe()
                 .topic_arn(topic.topic_arn().unwrap())
                 .protocol("sqs")
@@ -553,7 +554,7 @@ impl Fixture {
                 .unwrap();
             queue_urls.insert(region.to_owned(), queue_url);
             sqs_clients.insert(region.to_owned(), sqs);
-            c.lambda
+            c.lambda()
                 .create_function()
                 .function_name(&topology.storefront_function)
                 .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
@@ -569,7 +570,7 @@ impl Fixture {
                 .unwrap();
         }
         plain[PRIMARY]
-            .lambda
+            .lambda()
             .put_function_concurrency()
             .function_name(&topology.storefront_function)
             .reserved_concurrent_executions(50)
@@ -581,7 +582,7 @@ impl Fixture {
                 Destination, ReplicationConfiguration, ReplicationRule, ReplicationRuleStatus,
             };
             plain[from]
-                .s3
+                .s3()
                 .put_bucket_replication()
                 .bucket(&topology.assets_buckets[from])
                 .replication_configuration(
@@ -631,7 +632,7 @@ impl Fixture {
 
     pub async fn param(&self, region: &str, name: &str) -> String {
         self.direct[region]
-            .ssm
+            .ssm()
             .get_parameter()
             .name(name)
             .send()
@@ -684,7 +685,7 @@ impl Fixture {
     /// automation acts on when the primary stops answering); returns its name.
     pub async fn fire_probe_alarm(&self) -> String {
         let alarm = self.config.names().probe_alarm(PRIMARY, STANDBY);
-        let cloudwatch = &self.direct[STANDBY].cloudwatch;
+        let cloudwatch = &self.direct[STANDBY].cloudwatch();
         cloudwatch
             .put_metric_alarm()
             .alarm_name(&alarm)
