@@ -19,11 +19,11 @@ fn tools_python() -> PathBuf {
     Path::new(&venv).join("bin/python")
 }
 
-/// Compiles HELLO with `compiler` (program and leading arguments) plus `flags`, into `dir/name`.
-fn compile(dir: &Path, name: &str, compiler: &[&str], flags: &[&str]) -> PathBuf {
+/// Compiles HELLO with `compiler` (program and leading arguments) plus `flags`, into `dir/bootstrap`.
+fn compile(dir: &Path, compiler: &[&str], flags: &[&str]) -> PathBuf {
     let source = dir.join("hello.c");
     std::fs::write(&source, HELLO).unwrap();
-    let output_path = dir.join(name);
+    let output_path = dir.join("bootstrap");
     let output = Command::new(compiler[0])
         .args(&compiler[1..])
         .args(flags)
@@ -40,26 +40,21 @@ fn compile(dir: &Path, name: &str, compiler: &[&str], flags: &[&str]) -> PathBuf
     output_path
 }
 
-fn zig() -> Vec<String> {
-    vec![
-        tools_python().display().to_string(),
-        "-m".into(),
-        "ziglang".into(),
-        "cc".into(),
-    ]
+/// HELLO linked by zig against glibc 2.17, as cargo-lambda links the functions, with `flag` (`-s` strips it,
+/// `-g` keeps debug information).
+fn link_for_glibc_2_17(dir: &Path, flag: &str) -> PathBuf {
+    let python = tools_python().display().to_string();
+    compile(
+        dir,
+        &[&python, "-m", "ziglang", "cc"],
+        &["-target", "x86_64-linux-gnu.2.17", "-O1", flag],
+    )
 }
 
 #[test]
 fn a_stripped_executable_linked_for_glibc_2_17_passes_and_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let zig = zig();
-    let zig: Vec<&str> = zig.iter().map(String::as_str).collect();
-    let binary = compile(
-        dir.path(),
-        "bootstrap",
-        &zig,
-        &["-target", "x86_64-linux-gnu.2.17", "-O1", "-s"],
-    );
+    let binary = link_for_glibc_2_17(dir.path(), "-s");
     let facts = package::verify_bootstrap(&binary).expect("fit for Lambda");
     let glibc = facts
         .newest_glibc
@@ -76,14 +71,7 @@ fn a_stripped_executable_linked_for_glibc_2_17_passes_and_runs() {
 #[test]
 fn debug_sections_are_refused_even_under_the_floor() {
     let dir = tempfile::tempdir().unwrap();
-    let zig = zig();
-    let zig: Vec<&str> = zig.iter().map(String::as_str).collect();
-    let binary = compile(
-        dir.path(),
-        "bootstrap",
-        &zig,
-        &["-target", "x86_64-linux-gnu.2.17", "-O1", "-g"],
-    );
+    let binary = link_for_glibc_2_17(dir.path(), "-g");
     match package::verify_bootstrap(&binary) {
         Err(PackageError::Unfit {
             source: elf::Unfit::DebugSections(sections),
@@ -97,7 +85,7 @@ fn debug_sections_are_refused_even_under_the_floor() {
 fn an_executable_linked_against_the_hosts_newer_glibc_is_refused_with_the_version_it_needs() {
     // This machine's glibc is 2.36 (Debian 12): gcc links main's start-up against GLIBC_2.34.
     let dir = tempfile::tempdir().unwrap();
-    let binary = compile(dir.path(), "bootstrap", &["gcc"], &["-O1", "-s"]);
+    let binary = compile(dir.path(), &["gcc"], &["-O1", "-s"]);
     let err = package::verify_bootstrap(&binary).unwrap_err();
     let PackageError::Unfit {
         source: elf::Unfit::GlibcTooNew { needed },
