@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use lifeboat_contract::ControlState;
 use lifeboat_local::Runtime;
 use lifeboat_local::events;
 
@@ -42,6 +43,9 @@ pub enum Move {
     /// `lifeboat switchover` killed with SIGKILL after one of its steps, finished by `lifeboat resume`.
     RunbookKill,
 }
+
+/// How long the drill keeps asking a slow control server before a read counts as failed.
+const CONTROL_PATIENCE: Duration = Duration::from_secs(15);
 
 /// The switchover's steps after which a runbook kill can come (the last one leaves nothing to resume).
 const KILL_AFTER: [&str; 8] = [
@@ -215,13 +219,26 @@ async fn wait_for_roles(
     watch_automation: bool,
 ) -> Result<(UnixMs, u64), String> {
     let deadline = since_ms + RECOVERY_TIMEOUT.as_millis() as i64;
+    // What the control server last said (or why it did not answer), for the message when time runs out.
+    let mut last_seen = String::from("no answer yet");
     while now_ms() < deadline {
-        if let Ok(state) = runtime.control().state().await
-            && state.active_region == want_active
-            && !state.fence_raised
-            && state.epoch > epoch_above
-        {
-            return Ok((now_ms(), state.epoch));
+        match runtime.control().state().await {
+            Ok(state)
+                if state.active_region == want_active
+                    && !state.fence_raised
+                    && state.epoch > epoch_above =>
+            {
+                return Ok((now_ms(), state.epoch));
+            }
+            Ok(state) => {
+                last_seen = format!(
+                    "last seen: {} active, fence {}, epoch {}",
+                    state.active_region,
+                    if state.fence_raised { "raised" } else { "down" },
+                    state.epoch
+                );
+            }
+            Err(e) => last_seen = format!("last read of the control state failed: {e}"),
         }
         if let Some((child, log)) = command.as_mut()
             && let Ok(Some(status)) = child.try_wait()
@@ -242,7 +259,7 @@ async fn wait_for_roles(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err(format!(
-        "{want_active} was not active with the fence down under a newer epoch within {} s",
+        "{want_active} was not active with the fence down under a newer epoch within {} s ({last_seen})",
         RECOVERY_TIMEOUT.as_secs()
     ))
 }
@@ -681,21 +698,30 @@ async fn come_back(
     (transition, Ok((fences, set_aside)))
 }
 
+/// The control state, read again for up to [`CONTROL_PATIENCE`] when the control server is slow to answer:
+/// it shares two cores with a full load and a database catching up, and one slow answer is not a verdict.
+async fn control_state(runtime: &Runtime) -> Result<ControlState, String> {
+    let deadline = tokio::time::Instant::now() + CONTROL_PATIENCE;
+    loop {
+        match runtime.control().state().await {
+            Ok(state) => return Ok(state),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "reading the control state (for {} s): {e}",
+                    CONTROL_PATIENCE.as_secs()
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 async fn ledger_check(
     cx: &Context<'_>,
     ledger: &Ledger,
     fences: &[Fence],
 ) -> Result<(verify::Verification, String), String> {
-    // The control server shares two cores with a full load: a slow answer is retried, not a verdict.
-    let mut state = cx.runtime.control().state().await;
-    for _ in 0..20 {
-        if state.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        state = cx.runtime.control().state().await;
-    }
-    let state = state.map_err(|e| e.to_string())?;
+    let state = control_state(cx.runtime).await?;
     let url = cx
         .runtime
         .admin_db_url(&state.active_region)
@@ -788,10 +814,10 @@ async fn drive(
         let cycle = i as u32 + 1;
         tokio::time::sleep(Duration::from_millis(planned.quiet_ms)).await;
         *moves.entry(planned.mv.name().to_owned()).or_default() += 1;
-        let state = match runtime.control().state().await {
+        let state = match control_state(runtime).await {
             Ok(s) => s,
             Err(e) => {
-                failure = Some(format!("cycle {cycle}: reading the control state: {e}"));
+                failure = Some(format!("cycle {cycle}: {e}"));
                 break;
             }
         };
@@ -904,6 +930,7 @@ async fn drive(
 
     // Service after the last move, then the final check over the whole ledger.
     load.stop_at(now_ms() + AFTER_RECOVERY.as_millis() as i64);
+    let gauges = load.gauges();
     let mut ledger = load.finish().await;
     for l in inside_ledgers {
         ledger.merge(l);
@@ -938,7 +965,7 @@ async fn drive(
         }
     }
 
-    let final_state = runtime.control().state().await.ok();
+    let final_state = control_state(runtime).await.ok();
     let final_active = final_state
         .as_ref()
         .map(|s| s.active_region.clone())
@@ -1051,6 +1078,7 @@ async fn drive(
             inside_rate_per_s: moves
                 .contains_key(Move::Partition.name())
                 .then_some((options.rate / 4.0).max(5.0)),
+            client_peaks: Some(gauges.peaks()),
         },
         automatic_failover_allowed: transitions.iter().any(|t| t.kind == "failover"),
         recovered: all_recovered,

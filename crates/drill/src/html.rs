@@ -503,6 +503,15 @@ pub fn render(report: &Report) -> String {
         "checkouts abandoned (never acknowledged)",
         report.checkouts_abandoned.to_string(),
     );
+    if let Some(peaks) = report.load.client_peaks {
+        row(
+            "client's peak in flight (checkouts / requests)",
+            format!(
+                "{} / {}",
+                peaks.checkouts_in_flight, peaks.requests_in_flight
+            ),
+        );
+    }
     row(
         "fence",
         report

@@ -4,9 +4,17 @@
 //! customers do; a slow or failing server does not slow the offered load down. Each checkout is a fresh cart,
 //! its items and a checkout with a unique Idempotency-Key. A failed checkout is retried with the *same* key
 //! (so a retry can never create a second order), bounded in attempts and in time.
+//!
+//! Two bounds keep the client from burying the machine it shares with the shop while the shop is down: at
+//! most [`LoadConfig::max_in_flight`] checkouts are in progress (a new one beyond that is abandoned unsent, as
+//! a customer who cannot even reach the page), and at most [`LoadConfig::max_requests`] HTTP exchanges are
+//! open at once (an attempt that finds every slot taken for a whole request timeout counts as a failed
+//! attempt and backs off). Without the second bound a 200/s load against a region that hangs kept every
+//! retry's connection open: 10,900 established connections on the host, and the drill's own reads of the
+//! control state failed behind them.
 
 use crate::ledger::{Abandoned, Ack, Client, FailedAttempt, Ledger, OrderLine, UnixMs, now_ms};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use storefront::client::{Client as ShopClient, ClientError};
@@ -30,6 +38,8 @@ pub struct LoadConfig {
     pub retry_grace: Duration,
     /// Checkouts in flight at once; beyond this a new checkout is abandoned unsent (the client is saturated).
     pub max_in_flight: usize,
+    /// HTTP exchanges open at once, over all checkouts (an attempt holds one slot for its requests).
+    pub max_requests: usize,
 }
 
 impl LoadConfig {
@@ -49,8 +59,13 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(2),
             max_attempts: 60,
             retry_grace: Duration::from_secs(20),
-            // Thirty seconds of offered load: enough to ride out any recovery a drill expects.
-            max_in_flight: ((rate * 30.0) as usize).clamp(64, 8000),
+            // Ten seconds of offered load retrying at once: a recovery a drill expects (a few seconds) fits,
+            // and a longer outage sheds new checkouts instead of piling them up.
+            max_in_flight: ((rate * 10.0) as usize).clamp(64, 2000),
+            // A healthy shop answers a checkout in tens of milliseconds, so a 200/s load needs a few dozen
+            // slots; 256 leaves room for a slow region without letting hanging requests take the host's
+            // connections.
+            max_requests: 256,
         }
     }
 }
@@ -61,7 +76,43 @@ pub struct Load {
     stop_at: Arc<AtomicI64>,
     started_ms: UnixMs,
     ledger: Arc<Mutex<Ledger>>,
+    gauges: Arc<ClientGauges>,
     scheduler: tokio::task::JoinHandle<()>,
+}
+
+/// How busy the client was: current and highest counts of checkouts in progress and of open HTTP
+/// exchanges. The highest counts go into the drill report, so a run that saturated its own client says so.
+#[derive(Debug, Default)]
+pub struct ClientGauges {
+    checkouts: AtomicUsize,
+    checkouts_peak: AtomicUsize,
+    requests: AtomicUsize,
+    requests_peak: AtomicUsize,
+}
+
+/// The highest counts a load reached ([`ClientGauges::peaks`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientPeaks {
+    pub checkouts_in_flight: usize,
+    pub requests_in_flight: usize,
+}
+
+impl ClientGauges {
+    pub fn peaks(&self) -> ClientPeaks {
+        ClientPeaks {
+            checkouts_in_flight: self.checkouts_peak.load(Ordering::Relaxed),
+            requests_in_flight: self.requests_peak.load(Ordering::Relaxed),
+        }
+    }
+
+    fn enter(count: &AtomicUsize, peak: &AtomicUsize) {
+        let now = count.fetch_add(1, Ordering::Relaxed) + 1;
+        peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn leave(count: &AtomicUsize) {
+        count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,24 +151,27 @@ impl Load {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(Duration::from_millis(500))
-            .pool_max_idle_per_host(512)
+            .pool_max_idle_per_host(config.max_requests)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| LoadError::Http(e.to_string()))?;
         let shop = ShopClient::with_http(http, &config.base_url);
         let stop_at = Arc::new(AtomicI64::new(i64::MAX));
         let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let gauges = Arc::new(ClientGauges::default());
         let started_ms = now_ms();
         let scheduler = tokio::spawn(schedule(
             shop,
             config,
             Arc::clone(&stop_at),
             Arc::clone(&ledger),
+            Arc::clone(&gauges),
         ));
         Ok(Load {
             stop_at,
             started_ms,
             ledger,
+            gauges,
             scheduler,
         })
     }
@@ -137,6 +191,11 @@ impl Load {
 
     pub fn stops_at(&self) -> UnixMs {
         self.stop_at.load(Ordering::SeqCst)
+    }
+
+    /// The client's load gauges; they stay readable after [`Load::finish`].
+    pub fn gauges(&self) -> Arc<ClientGauges> {
+        Arc::clone(&self.gauges)
     }
 
     /// How many acknowledgements so far (for progress output).
@@ -170,9 +229,11 @@ async fn schedule(
     config: LoadConfig,
     stop_at: Arc<AtomicI64>,
     ledger: Arc<Mutex<Ledger>>,
+    gauges: Arc<ClientGauges>,
 ) {
     let interval_us = (1_000_000.0 / config.rate).max(1.0);
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let requests = Arc::new(Semaphore::new(config.max_requests));
     let start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let mut n: u64 = 0;
@@ -192,8 +253,16 @@ async fn schedule(
                 let ledger = Arc::clone(&ledger);
                 let stop_at = Arc::clone(&stop_at);
                 let lines = lines_for(n, &config.products);
+                let requests = Arc::clone(&requests);
+                let gauges = Arc::clone(&gauges);
                 tasks.spawn(async move {
-                    checkout(&shop, &config, &key, lines, &stop_at, &ledger).await;
+                    ClientGauges::enter(&gauges.checkouts, &gauges.checkouts_peak);
+                    let limits = Limits {
+                        requests: &requests,
+                        gauges: &gauges,
+                    };
+                    checkout(&shop, &config, &key, lines, &stop_at, &ledger, limits).await;
+                    ClientGauges::leave(&gauges.checkouts);
                     drop(permit);
                 });
             }
@@ -308,6 +377,15 @@ fn reason(error: &ClientError) -> String {
     }
 }
 
+/// The shared bounds one checkout's attempts run under.
+struct Limits<'a> {
+    requests: &'a Semaphore,
+    gauges: &'a ClientGauges,
+}
+
+/// Why an attempt did not get to the shop at all.
+const SATURATED: &str = "client saturated: no free request slot";
+
 async fn checkout(
     shop: &ShopClient,
     config: &LoadConfig,
@@ -315,6 +393,7 @@ async fn checkout(
     lines: Vec<OrderLine>,
     stop_at: &AtomicI64,
     ledger: &Mutex<Ledger>,
+    limits: Limits<'_>,
 ) {
     let started_ms = now_ms();
     let mut cart: Option<String> = None;
@@ -322,6 +401,22 @@ async fn checkout(
     loop {
         attempts += 1;
         let attempt_ms = now_ms();
+        // One slot for the whole attempt (cart, lines, checkout): an attempt is what a customer's browser does
+        // in one go. Waiting longer than a request would have is a failed attempt like a timeout.
+        let slot =
+            match tokio::time::timeout(config.request_timeout, limits.requests.acquire()).await {
+                Ok(Ok(slot)) => slot,
+                _ => {
+                    if !retry_after_failure(
+                        config, key, started_ms, attempts, SATURATED, stop_at, ledger,
+                    ) {
+                        return;
+                    }
+                    tokio::time::sleep(backoff(attempts)).await;
+                    continue;
+                }
+            };
+        ClientGauges::enter(&limits.gauges.requests, &limits.gauges.requests_peak);
         let result = async {
             let cart_id = match &cart {
                 Some(id) => id.clone(),
@@ -340,6 +435,8 @@ async fn checkout(
             shop.checkout(&cart_id, key).await
         }
         .await;
+        ClientGauges::leave(&limits.gauges.requests);
+        drop(slot);
         match result {
             Ok(outcome) => {
                 let ack = Ack {
@@ -363,39 +460,78 @@ async fn checkout(
                 return;
             }
             Err(error) => {
-                let why = reason(&error);
-                lock(ledger).failures.push(FailedAttempt {
-                    idempotency_key: key.to_owned(),
-                    at_ms: now_ms(),
-                    reason: why.clone(),
-                    client: config.client.clone(),
-                });
-                let deadline = stop_at
-                    .load(Ordering::SeqCst)
-                    .saturating_add(config.retry_grace.as_millis() as i64);
                 let next = classify(&error, attempts);
-                let give_up = matches!(next, Next::GiveUp)
-                    || attempts >= config.max_attempts
-                    || now_ms() >= deadline;
-                if give_up {
-                    lock(ledger).abandoned.push(Abandoned {
-                        idempotency_key: key.to_owned(),
-                        started_ms,
-                        attempts,
-                        last_reason: why,
-                        client: config.client.clone(),
-                    });
+                let Next::Retry { keep_cart, after } = next else {
+                    record_failure(config, key, &reason(&error), ledger);
+                    abandon(config, key, started_ms, attempts, &reason(&error), ledger);
+                    return;
+                };
+                if !retry_after_failure(
+                    config,
+                    key,
+                    started_ms,
+                    attempts,
+                    &reason(&error),
+                    stop_at,
+                    ledger,
+                ) {
                     return;
                 }
-                if let Next::Retry { keep_cart, after } = next {
-                    if !keep_cart {
-                        cart = None;
-                    }
-                    tokio::time::sleep(after).await;
+                if !keep_cart {
+                    cart = None;
                 }
+                tokio::time::sleep(after).await;
             }
         }
     }
+}
+
+/// Records a failed attempt and whether the checkout may try again (attempts and time left); when it may
+/// not, it is recorded as abandoned.
+fn retry_after_failure(
+    config: &LoadConfig,
+    key: &str,
+    started_ms: UnixMs,
+    attempts: u32,
+    why: &str,
+    stop_at: &AtomicI64,
+    ledger: &Mutex<Ledger>,
+) -> bool {
+    record_failure(config, key, why, ledger);
+    let deadline = stop_at
+        .load(Ordering::SeqCst)
+        .saturating_add(config.retry_grace.as_millis() as i64);
+    if attempts >= config.max_attempts || now_ms() >= deadline {
+        abandon(config, key, started_ms, attempts, why, ledger);
+        return false;
+    }
+    true
+}
+
+fn record_failure(config: &LoadConfig, key: &str, why: &str, ledger: &Mutex<Ledger>) {
+    lock(ledger).failures.push(FailedAttempt {
+        idempotency_key: key.to_owned(),
+        at_ms: now_ms(),
+        reason: why.to_owned(),
+        client: config.client.clone(),
+    });
+}
+
+fn abandon(
+    config: &LoadConfig,
+    key: &str,
+    started_ms: UnixMs,
+    attempts: u32,
+    why: &str,
+    ledger: &Mutex<Ledger>,
+) {
+    lock(ledger).abandoned.push(Abandoned {
+        idempotency_key: key.to_owned(),
+        started_ms,
+        attempts,
+        last_reason: why.to_owned(),
+        client: config.client.clone(),
+    });
 }
 
 #[cfg(test)]

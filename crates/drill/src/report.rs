@@ -150,6 +150,10 @@ pub struct Load {
     pub checkouts_started: usize,
     /// For the partition scenario: the rate of the client writing from inside the cut-off region.
     pub inside_rate_per_s: Option<f64>,
+    /// The front-door client's highest counts of checkouts in progress and of open HTTP exchanges: a run
+    /// that reached its client's bounds shed load, and says so here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_peaks: Option<crate::load::ClientPeaks>,
 }
 
 /// A point on the timeline: the fault, the detection, a runbook step's start.
@@ -196,7 +200,7 @@ impl Report {
             "drill {scenario}: {verdict}\n  replication {repl}, load {rate}/s for {dur} s, automatic failover {auto}\n  \
              primary {before} -> {after}, epoch {eb} -> {ea}\n  \
              acknowledged {ack}, lost {lost}, duplicates {dup}, lines mismatched {lines}, accepted after fence {fence}\n  \
-             detection {det}, rto {rto}, write unavailable {wu:.2} s, failed attempts {failed}, abandoned {ab}\n",
+             detection {det}, rto {rto}, write unavailable {wu:.2} s, failed attempts {failed}, abandoned {ab}\n{peaks}",
             scenario = self.scenario,
             verdict = match self.verdict {
                 Verdict::Pass => "PASS",
@@ -227,6 +231,14 @@ impl Report {
             wu = self.write_unavailable_s,
             failed = self.attempts_failed,
             ab = self.checkouts_abandoned,
+            peaks = self
+                .load
+                .client_peaks
+                .map(|p| format!(
+                    "  client at most {} checkouts and {} requests in flight\n",
+                    p.checkouts_in_flight, p.requests_in_flight
+                ))
+                .unwrap_or_default(),
         );
         for t in &self.transitions {
             out.push_str(&format!(

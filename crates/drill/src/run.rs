@@ -480,6 +480,7 @@ async fn drive(
         ));
     }
 
+    let gauges = load.gauges();
     let mut ledger = load.finish().await;
     let load_end = planned_end.max(
         ledger
@@ -651,6 +652,7 @@ async fn drive(
             duration_s: options.duration_s,
             checkouts_started,
             inside_rate_per_s: (options.scenario == Scenario::Partition).then_some(inside_rate),
+            client_peaks: Some(gauges.peaks()),
         },
         automatic_failover_allowed: automatic,
         recovered: recovered.is_some(),
