@@ -89,6 +89,9 @@ pub enum Command {
     /// Back to the configured primary region: re-protect it if needed, then switch over.
     #[command(after_help = commands::dr::runbooks::FAILBACK_AFTER_HELP)]
     Failback(commands::dr::runbooks::FailbackArgs),
+    /// Make the passive region a replica of the active one again, without moving the active role.
+    #[command(after_help = commands::dr::runbooks::REPROTECT_AFTER_HELP)]
+    Reprotect(commands::dr::runbooks::ReprotectArgs),
     /// List the DR runs in the journal.
     #[command(after_help = commands::dr::runs::RUNS_AFTER_HELP)]
     Runs(commands::dr::runs::RunsArgs),

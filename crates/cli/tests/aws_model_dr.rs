@@ -280,6 +280,69 @@ fn failover_with_the_primary_region_lost_then_failback_when_it_returns() {
 }
 
 #[test]
+fn reprotect_on_its_own_rejoins_the_returned_primary_without_moving_the_active_role() {
+    let env = Env::new();
+    env.f.model.lose_region(PRIMARY);
+    assert_eq!(
+        env.lifeboat(&[
+            "failover",
+            "--to",
+            STANDBY,
+            "--allow-data-loss",
+            "--yes",
+            "--target",
+            "aws"
+        ]),
+        exit::OK
+    );
+    let epoch_after_failover = env.epoch();
+    env.f.model.restore_region(PRIMARY);
+
+    assert_eq!(
+        env.lifeboat(&["reprotect", "--region", STANDBY, "--yes", "--target", "aws"]),
+        exit::REFUSED,
+        "the active region is not rejoined as a replica of itself"
+    );
+    assert_eq!(
+        env.lifeboat(&["reprotect", "--yes", "--target", "aws"]),
+        exit::OK,
+        "lifeboat reprotect --yes after the primary region returned"
+    );
+    {
+        let state = env.f.model.state();
+        let old_primary = state
+            .aurora
+            .members
+            .iter()
+            .find(|m| m.region == PRIMARY)
+            .expect("the old primary's cluster is known");
+        assert!(
+            old_primary.joined && !old_primary.is_writer,
+            "the old primary is a secondary of the global database again: {old_primary:?}"
+        );
+        assert!(state.aurora.switchovers.is_empty(), "no role moved");
+    }
+    assert_eq!(env.writer().as_deref(), Some(STANDBY), "the writer stays");
+    assert_eq!(env.dns(), STANDBY, "traffic stays");
+    env.assert_active_everywhere(STANDBY);
+    assert_eq!(
+        env.epoch(),
+        epoch_after_failover,
+        "reprotect fences nothing and takes no epoch"
+    );
+
+    // The other half: the failback finds the region protected and switches over.
+    assert_eq!(
+        env.lifeboat(&["failback", "--yes", "--target", "aws"]),
+        exit::OK
+    );
+    assert_eq!(env.writer().as_deref(), Some(PRIMARY));
+    assert_eq!(env.dns(), PRIMARY);
+    env.assert_active_everywhere(PRIMARY);
+    assert!(env.epoch() > epoch_after_failover);
+}
+
+#[test]
 fn switchover_is_refused_while_the_standby_cannot_take_over() {
     let env = Env::new();
     let epoch_before = env.epoch();

@@ -478,7 +478,10 @@ async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
         .unwrap();
     assert!(survivor_count >= 6, "{survivor_count} orders on {s}");
 
-    let report = run(&dr, RunKind::Failback, &s, &p).await;
+    // Reprotect on its own (`lifeboat reprotect`): the old primary becomes a replica; the survivor stays
+    // active and keeps taking orders.
+    let epoch_before = rt.control().state().await.unwrap().epoch;
+    let report = run(&dr, RunKind::Reprotect, &s, &p).await;
     let reprotect = report
         .steps
         .iter()
@@ -489,6 +492,11 @@ async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
         detail.contains("set aside") && detail.contains("rebuilt from a copy"),
         "{detail}"
     );
+    let state = rt.control().state().await.unwrap();
+    assert_eq!(state.active_region, s, "reprotect moves no role");
+    assert_eq!(state.epoch, epoch_before, "and takes no epoch");
+    assert!(rt.status().await.region(&p).unwrap().replicating());
+    assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), s);
 
     // What only the old primary had is in the saved files, readable and replayable.
     let saved = rt
@@ -514,7 +522,8 @@ async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
         "the rows file lacks the row"
     );
 
-    // ... and not in the rebuilt server, now the primary again; every order of the survivor is there.
+    // ... and not in the rebuilt server (a replica now), nor in the survivor; every order of the survivor is
+    // there.
     let probe = "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.tables WHERE table_name = 'divergence_probe'";
     assert_eq!(
         query_one(&rt.admin_db_url(&p).unwrap(), probe)
@@ -539,6 +548,21 @@ async fn a_diverged_old_primary_is_set_aside_and_rebuilt_from_the_survivor() {
     assert!(
         missing.is_empty(),
         "orders of {s} missing on the rebuilt {p}: {missing:?}"
+    );
+
+    // The failback after it finds nothing to rebuild and switches over.
+    let failback = run(&dr, RunKind::Failback, &s, &p).await;
+    let again = serde_json::to_string(
+        failback
+            .steps
+            .iter()
+            .find(|st| st.id == "reprotect")
+            .expect("a reprotect step"),
+    )
+    .unwrap();
+    assert!(
+        !again.contains("set aside") && !again.contains("rebuilt"),
+        "{again}"
     );
     assert_eq!(rt.control().state().await.unwrap().active_region, p);
     assert_eq!(checkout(&rt.front_door_url()).await.unwrap(), p);

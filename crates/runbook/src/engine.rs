@@ -630,7 +630,16 @@ impl<'a> Engine<'a> {
         let observed = tokio::time::timeout(READINESS_AFTER_BOUND, self.backend.readiness()).await;
         match observed {
             Ok(Ok(readiness)) => {
-                let verdict = if succeeded {
+                let verdict = if succeeded && !exec.kind.moves_active_role() {
+                    // Protected again: could the active role move to the region just rejoined?
+                    assess(
+                        RunKind::Switchover,
+                        &readiness,
+                        &exec.from,
+                        &exec.to,
+                        &exec.settings,
+                    )
+                } else if succeeded {
                     assess(
                         RunKind::Switchover,
                         &readiness,
@@ -678,7 +687,7 @@ impl<'a> Engine<'a> {
                 return Ok(StagesEnd::MoreToDo);
             }
             ran += 1;
-            if pending.iter().any(|s| s.action.needs_epoch()) {
+            if pending.iter().any(|s| s.action.needs_epoch(exec.kind)) {
                 self.ensure_epoch(exec).await?;
             }
             let ends = join_all(pending.iter().map(|spec| self.run_step(spec, exec))).await;
@@ -747,7 +756,7 @@ impl<'a> Engine<'a> {
                 attempt,
                 from: exec.from.clone(),
                 to: exec.to.clone(),
-                epoch: if spec.action.needs_epoch() {
+                epoch: if spec.action.needs_epoch(exec.kind) {
                     *lock_ignoring_poison(&exec.epoch)
                 } else {
                     None
@@ -838,6 +847,8 @@ impl<'a> Engine<'a> {
     ) -> Result<StepOutput, AttemptError> {
         let b = self.backend;
         let out = match action {
+            // Reprotect's preflight is the failback's: the returning region may be stopped (reprotect
+            // restarts it) but the active one must be reachable.
             StepAction::PreflightFailback => return self.preflight(RunKind::Failback, exec).await,
             StepAction::Preflight => {
                 let kind = if exec.kind == RunKind::Failback {
@@ -861,6 +872,18 @@ impl<'a> Engine<'a> {
                 )),
                 other => other,
             },
+            StepAction::Notify if !exec.kind.moves_active_role() => {
+                let notification = Notification {
+                    subject: format!("lifeboat {}: {} is protected again", exec.kind, exec.to),
+                    message: format!(
+                        "Run {} ({}) made {} a replica of the active region {} again; the active role did \
+                         not move. Details: lifeboat runs; the run's report (it names any transactions set \
+                         aside).",
+                        exec.run_id, exec.kind, exec.to, exec.from
+                    ),
+                };
+                b.notify(ctx, &notification).await
+            }
             StepAction::Notify => {
                 let notification = Notification {
                     subject: format!("lifeboat {}: {} is now active", exec.kind, exec.to),

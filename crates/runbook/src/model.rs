@@ -77,24 +77,38 @@ pub enum RunKind {
     Failover,
     /// Back to the configured primary region after a failover or switchover.
     Failback,
+    /// Make the passive region a replica of the active one again (after it returns from a failure),
+    /// without moving the active role: the first half of a failback, on its own.
+    Reprotect,
 }
 
 impl RunKind {
-    pub const ALL: [RunKind; 3] = [RunKind::Switchover, RunKind::Failover, RunKind::Failback];
+    pub const ALL: [RunKind; 4] = [
+        RunKind::Switchover,
+        RunKind::Failover,
+        RunKind::Failback,
+        RunKind::Reprotect,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RunKind::Switchover => "switchover",
             RunKind::Failover => "failover",
             RunKind::Failback => "failback",
+            RunKind::Reprotect => "reprotect",
         }
+    }
+
+    /// Whether a successful run leaves another region active (every runbook but reprotect).
+    pub fn moves_active_role(self) -> bool {
+        self != RunKind::Reprotect
     }
 
     /// The mode a runbook of this kind runs in.
     pub fn mode(self) -> Mode {
         match self {
             RunKind::Failover => Mode::Ungraceful,
-            RunKind::Switchover | RunKind::Failback => Mode::Graceful,
+            RunKind::Switchover | RunKind::Failback | RunKind::Reprotect => Mode::Graceful,
         }
     }
 }
@@ -112,7 +126,9 @@ impl std::str::FromStr for RunKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown runbook {s:?}: expected switchover, failover or failback")
+                format!(
+                    "unknown runbook {s:?}: expected switchover, failover, failback or reprotect"
+                )
             })
     }
 }

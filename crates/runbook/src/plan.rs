@@ -50,16 +50,18 @@ impl StepAction {
         }
     }
 
-    /// Whether the step acts under the run's fencing epoch: the epoch is allocated (once) before the
-    /// first such step.
-    pub fn needs_epoch(self) -> bool {
-        !matches!(
-            self,
-            StepAction::PreflightFailback
-                | StepAction::Reprotect
-                | StepAction::Preflight
-                | StepAction::PrescaleStandby
-        )
+    /// Whether the step acts under the run's fencing epoch in a run of `kind`: the epoch is allocated
+    /// (once) before the first such step. A run that moves no role (reprotect) fences nothing and takes no
+    /// epoch.
+    pub fn needs_epoch(self, kind: RunKind) -> bool {
+        kind.moves_active_role()
+            && !matches!(
+                self,
+                StepAction::PreflightFailback
+                    | StepAction::Reprotect
+                    | StepAction::Preflight
+                    | StepAction::PrescaleStandby
+            )
     }
 
     /// One line for `lifeboat plan`.
@@ -272,18 +274,25 @@ impl Plan {
             stages.extend(tail);
             stages
         };
+        let reprotect_stages = vec![
+            one(StepSpec::new(A::PreflightFailback, secs(60), standard)),
+            one(StepSpec::new(
+                A::Reprotect,
+                secs(900),
+                RetryPolicy::new(2, secs(5), secs(5)),
+            )),
+        ];
         let stages = match kind {
             RunKind::Switchover => switchover_stages(tail),
             RunKind::Failback => {
-                let mut stages = vec![
-                    one(StepSpec::new(A::PreflightFailback, secs(60), standard)),
-                    one(StepSpec::new(
-                        A::Reprotect,
-                        secs(900),
-                        RetryPolicy::new(2, secs(5), secs(5)),
-                    )),
-                ];
+                let mut stages = reprotect_stages.clone();
                 stages.extend(switchover_stages(tail));
+                stages
+            }
+            // The failback's first half; the operator is told when the region is protected again.
+            RunKind::Reprotect => {
+                let mut stages = reprotect_stages.clone();
+                stages.push(one(StepSpec::new(A::Notify, secs(30), standard)));
                 stages
             }
             RunKind::Failover => {
@@ -473,6 +482,29 @@ mod tests {
         let json = plan.to_json();
         assert_eq!(json["steps"][0]["id"], "preflight-failback");
         assert_eq!(json["steps"].as_array().unwrap().len(), ids.len());
+    }
+
+    #[test]
+    fn reprotect_is_the_failbacks_first_half_and_moves_no_role() {
+        let plan = Plan::build(
+            RunKind::Reprotect,
+            "us-west-2",
+            "us-east-1",
+            &DrSettings::default(),
+        );
+        assert_eq!(
+            plan.step_ids(),
+            ["preflight-failback", "reprotect", "notify"]
+        );
+        assert!(
+            plan.stages
+                .iter()
+                .flat_map(|s| &s.steps)
+                .all(|s| !s.action.needs_epoch(RunKind::Reprotect)),
+            "nothing is fenced or promoted"
+        );
+        assert!(!RunKind::Reprotect.moves_active_role());
+        assert_eq!("reprotect".parse::<RunKind>(), Ok(RunKind::Reprotect));
     }
 
     #[test]

@@ -309,7 +309,7 @@ pub fn assess(
             target.alarms_firing.join(", ")
         ));
     }
-    if kind == RunKind::Failback && target.restartable {
+    if matches!(kind, RunKind::Failback | RunKind::Reprotect) && target.restartable {
         // Reprotect restarts what is stopped; the switchover preflight after it sees the region whole.
         warnings.extend(
             target_reasons
@@ -371,7 +371,7 @@ pub fn assess(
                     ));
             }
         }
-        RunKind::Failback => {
+        RunKind::Failback | RunKind::Reprotect => {
             let replicating = target.database.role == DatabaseRole::Replica
                 && target.database.replicating == Some(true);
             if !replicating {

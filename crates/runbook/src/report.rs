@@ -158,6 +158,13 @@ impl Report {
                     },
                 }
             }
+            RunKind::Reprotect => Rpo {
+                estimated_loss_window_ms: Some(0),
+                basis:
+                    "reprotect moves no role: the active region kept every write it acknowledged"
+                        .into(),
+                objective_ms: state.settings.rpo_seconds * 1000,
+            },
             RunKind::Switchover | RunKind::Failback => Rpo {
                 estimated_loss_window_ms: Some(0),
                 basis: "planned: writes were fenced and replication drained before promotion"

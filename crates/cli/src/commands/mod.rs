@@ -26,6 +26,7 @@ pub fn run(command: Command, ctx: &Context) -> Result<(), CliError> {
         Command::Switchover(args) => dr::runbooks::switchover(args, ctx),
         Command::Failover(args) => dr::runbooks::failover(args, ctx),
         Command::Failback(args) => dr::runbooks::failback(args, ctx),
+        Command::Reprotect(args) => dr::runbooks::reprotect(args, ctx),
         Command::Runs(args) => dr::runs::runs(args, ctx),
         Command::Resume(args) => dr::runs::resume(args, ctx),
         Command::Drill(args) => drill::run(args, ctx),

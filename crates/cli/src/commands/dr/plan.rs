@@ -1,4 +1,4 @@
-//! `lifeboat plan switchover|failover|failback [--json]`: the steps a run would take, without acting.
+//! `lifeboat plan switchover|failover|failback|reprotect [--json]`: the steps a run would take, without acting.
 
 use clap::Args as ClapArgs;
 use lifeboat_runbook::{Plan, RunKind};
@@ -18,7 +18,7 @@ it observes.";
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Which runbook: switchover, failover or failback.
+    /// Which runbook: switchover, failover, failback or reprotect.
     #[arg(value_parser = parse_kind)]
     pub runbook: RunKind,
     #[command(flatten)]
@@ -36,7 +36,9 @@ pub fn run(args: Args, ctx: &Context) -> Result<(), CliError> {
         RunKind::Switchover | RunKind::Failover => {
             (&settings.primary_region, &settings.standby_region)
         }
-        RunKind::Failback => (&settings.standby_region, &settings.primary_region),
+        RunKind::Failback | RunKind::Reprotect => {
+            (&settings.standby_region, &settings.primary_region)
+        }
     };
     let plan = Plan::build(args.runbook, from, to, &settings);
     if ctx.json {

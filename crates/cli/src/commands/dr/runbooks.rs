@@ -1,4 +1,4 @@
-//! `lifeboat switchover`, `lifeboat failover`, `lifeboat failback`: start a run.
+//! `lifeboat switchover`, `lifeboat failover`, `lifeboat failback`, `lifeboat reprotect`: start a run.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -39,6 +39,20 @@ Checks the returning region (regions.primary unless --to) is healthy again, re-p
 replica of the active region, setting aside writes it holds that the active region never saw) when needed,
 then switches over to it with no data loss.";
 
+pub const REPROTECT_AFTER_HELP: &str = "\
+Examples:
+  lifeboat reprotect                    rejoin the region that is not active, asking first
+  lifeboat reprotect --yes --target local
+  lifeboat reprotect --region us-east-1 --yes
+
+After a failover the old primary comes back holding nothing the active region wrote since, and perhaps
+writes the active region never saw. Reprotect checks that the active region is reachable, restarts what is
+stopped in the returning region, and makes its database a replica of the active one: re-pointed when its
+history is a prefix of the active one's; otherwise its extra transactions are saved to a file in the run's
+report directory (named in the report) and it is rebuilt from a copy of the active database. The active
+role does not move and the active region keeps taking writes throughout. `lifeboat failback` runs the same
+step first, then switches over.";
+
 #[derive(Debug, ClapArgs)]
 pub struct SwitchoverArgs {
     /// The region to make active (default: the one that is not active now).
@@ -71,6 +85,18 @@ pub struct FailbackArgs {
     /// The region to return to (default: regions.primary).
     #[arg(long, value_name = "REGION")]
     pub to: Option<String>,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ReprotectArgs {
+    /// The region to make a replica again (default: the one that is not active now).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     pub yes: bool,
@@ -156,6 +182,33 @@ pub fn failback(args: FailbackArgs, ctx: &Context) -> Result<(), CliError> {
     start(ctx, &rt, &target, request, args.yes)
 }
 
+pub fn reprotect(args: ReprotectArgs, ctx: &Context) -> Result<(), CliError> {
+    let config = ctx.config()?;
+    if let Some(region) = &args.region {
+        check_region(&settings_for(args.target.target, &config), region)?;
+    }
+    let rt = tokio_runtime()?;
+    let target = rt.block_on(backend_for(args.target.target, &config, ctx))?;
+    let active = rt.block_on(active_region(&target))?;
+    let region = match &args.region {
+        Some(region) => region.clone(),
+        None => other(&target.settings, &active)?,
+    };
+    if region == active {
+        return Err(CliError::refused(format!(
+            "{region} is the active region: reprotect rejoins the passive region as its replica"
+        )));
+    }
+    let request = RunRequest {
+        kind: RunKind::Reprotect,
+        from: active,
+        to: region,
+        settings: target.settings.clone(),
+        allow_data_loss: false,
+    };
+    start(ctx, &rt, &target, request, args.yes)
+}
+
 fn start(
     ctx: &Context,
     rt: &tokio::runtime::Runtime,
@@ -176,18 +229,30 @@ fn confirm(request: &RunRequest, target: &DrTarget, yes: bool) -> Result<(), Cli
     if yes {
         return Ok(());
     }
-    let question = format!(
-        "{} {} → {} on the {} target{}. Proceed? [y/N] ",
-        request.kind,
-        request.from,
-        request.to,
-        target.target.as_str(),
-        if request.kind == RunKind::Failover {
-            ", accepting the loss of unreplicated writes"
-        } else {
-            ""
-        }
-    );
+    let question = if request.kind == RunKind::Reprotect {
+        format!(
+            "reprotect {} as a replica of {} on the {} target (writes only {} holds are saved to a file, then \
+             its database is rebuilt from {}). Proceed? [y/N] ",
+            request.to,
+            request.from,
+            target.target.as_str(),
+            request.to,
+            request.from
+        )
+    } else {
+        format!(
+            "{} {} → {} on the {} target{}. Proceed? [y/N] ",
+            request.kind,
+            request.from,
+            request.to,
+            target.target.as_str(),
+            if request.kind == RunKind::Failover {
+                ", accepting the loss of unreplicated writes"
+            } else {
+                ""
+            }
+        )
+    };
     if !std::io::stdin().is_terminal() {
         return Err(CliError::refused(format!(
             "{} needs confirmation and stdin is not a terminal: pass --yes to run it non-interactively",
