@@ -322,6 +322,28 @@ fn reprotect_on_its_own_rejoins_the_returned_primary_without_moving_the_active_r
         );
         assert!(state.aurora.switchovers.is_empty(), "no role moved");
     }
+    // The run's journal (coordinated in the region it rejoined) names the snapshot Aurora kept of the
+    // writes the global database lost.
+    let journaled = env.rt.block_on(async {
+        use lifeboat_runbook::Journal;
+        let journal = lifeboat_aws_dr::AwsEnvironment::from_clients(
+            env.f.clients.clone(),
+            env.f.topology.clone(),
+            PRIMARY,
+        )
+        .journal;
+        let mut text = String::new();
+        for run in journal.list().await.unwrap() {
+            let events = journal.read(&run).await.unwrap();
+            text.push_str(&serde_json::to_string(&events).unwrap());
+        }
+        text
+    });
+    assert!(
+        journaled.contains("\"reprotect\"")
+            && journaled.contains("kept in snapshot rds:unplanned-global-failover-"),
+        "the reprotect step names the snapshot: {journaled}"
+    );
     assert_eq!(env.writer().as_deref(), Some(STANDBY), "the writer stays");
     assert_eq!(env.dns(), STANDBY, "traffic stays");
     env.assert_active_everywhere(STANDBY);
