@@ -26,10 +26,11 @@ ensure_debian_packages() {
 ensure_tools_venv() {
   local req="$LIFEBOAT_ROOT/scripts/requirements-tools.txt" stamp="$LIFEBOAT_TOOLS_VENV/.requirements"
   if [ -x "$LIFEBOAT_TOOLS_VENV/bin/moto_server" ] && [ -x "$LIFEBOAT_TOOLS_VENV/bin/cfn-lint" ] \
+     && [ -x "$LIFEBOAT_TOOLS_VENV/bin/schemathesis" ] \
      && cmp -s "$req" "$stamp"; then
     return
   fi
-  say "installing moto, cfn-lint and zig into $LIFEBOAT_TOOLS_VENV"
+  say "installing moto, cfn-lint, zig and schemathesis into $LIFEBOAT_TOOLS_VENV"
   python3 -m venv "$LIFEBOAT_TOOLS_VENV"
   "$LIFEBOAT_TOOLS_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
   cp "$req" "$stamp"

@@ -50,8 +50,53 @@ pub struct Cart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddItemRequest {
+    #[serde(deserialize_with = "json_integer::unsigned")]
     pub product_id: u64,
+    #[serde(deserialize_with = "json_integer::signed")]
     pub quantity: i64,
+}
+
+/// Integers as JSON Schema counts them: a number whose fractional part is zero is an integer, so `18.0` is
+/// 18 (https://json-schema.org/understanding-json-schema/reference/numeric#integer). The OpenAPI document
+/// types these fields `integer`, and a client (or a JavaScript one, which has only floats) may send `18.0`.
+mod json_integer {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    fn integral(number: &serde_json::Number) -> Option<f64> {
+        number
+            .as_f64()
+            .filter(|f| f.is_finite() && f.fract() == 0.0)
+    }
+
+    /// Largest magnitude an `f64` holds exactly: beyond it a float cannot say which integer it meant.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn unsigned<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let number = serde_json::Number::deserialize(d)?;
+        if let Some(n) = number.as_u64() {
+            return Ok(n);
+        }
+        match integral(&number) {
+            Some(f) if (0.0..EXACT).contains(&f) => Ok(f as u64),
+            _ => Err(D::Error::custom(format!(
+                "{number} is not a non-negative integer"
+            ))),
+        }
+    }
+
+    pub fn signed<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let number = serde_json::Number::deserialize(d)?;
+        if let Some(n) = number.as_i64() {
+            return Ok(n);
+        }
+        match integral(&number) {
+            Some(f) if f.abs() < EXACT => Ok(f as i64),
+            _ => Err(D::Error::custom(format!(
+                "{number} is not an integer in the accepted range"
+            ))),
+        }
+    }
 }
 
 /// Body of `POST /checkout`.

@@ -27,7 +27,10 @@ where
 fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
-        JsonRejection::JsonDataError(e) => ApiError::unprocessable("invalid_body", e.body_text()),
+        // The body is JSON but not of the documented shape: a 400, like every other request that breaks the
+        // document. 422 is kept for well-formed requests that name something that does not exist or break a
+        // rule of the shop (unknown product, empty cart, ...).
+        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -39,9 +39,36 @@ fn id_param(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
 }
 
-fn uuid_schema() -> Value {
-    json!({ "type": "string", "format": "uuid" })
+/// What a client does next with a cart it was given: read it, add to it, check it out. Stateful API tests
+/// follow these links from one answer to the next request.
+fn cart_links() -> Value {
+    json!({
+        "GetCart": { "operationId": "getCart", "parameters": { "id": "$response.body#/id" } },
+        "AddCartItem": { "operationId": "addCartItem", "parameters": { "id": "$response.body#/id" } },
+        "Checkout": { "operationId": "checkout", "requestBody": { "cart_id": "$response.body#/id" } }
+    })
 }
+
+/// An order answer leads to the order itself.
+fn order_links() -> Value {
+    json!({ "GetOrder": { "operationId": "getOrder", "parameters": { "id": "$response.body#/id" } } })
+}
+
+/// A UUID in its hyphenated form, the only form the API reads or writes. `format` alone is an annotation in
+/// JSON Schema 2020-12 (it does not constrain), so the pattern states what the server checks.
+fn uuid_schema() -> Value {
+    json!({
+        "type": "string", "format": "uuid", "minLength": 36, "maxLength": 36,
+        "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+    })
+}
+
+/// Product ids: positive integers up to 2^53 - 1, the largest every JSON client holds exactly.
+fn product_id_schema() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": MAX_JSON_SAFE_INTEGER })
+}
+
+const MAX_JSON_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 pub fn document() -> Value {
     json!({
@@ -60,7 +87,7 @@ pub fn document() -> Value {
             "/products/{id}": { "get": {
                 "summary": "One product",
                 "operationId": "getProduct",
-                "parameters": [ id_param("id", "Product id", json!({ "type": "integer", "minimum": 1 })) ],
+                "parameters": [ id_param("id", "Product id", product_id_schema()) ],
                 "responses": {
                     "200": json_response("The product", "Product"),
                     "400": error_response("`invalid_id`: not a positive integer"),
@@ -81,7 +108,8 @@ pub fn document() -> Value {
                 "operationId": "createCart",
                 "responses": {
                     "201": { "description": "The new cart", "headers": write_headers(),
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Cart" } } } },
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Cart" } } },
+                             "links": cart_links() },
                     "503": refused()
                 }
             }},
@@ -102,13 +130,14 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/AddItem" } } } },
                 "responses": {
                     "200": { "description": "The cart after the change", "headers": write_headers(),
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Cart" } } } },
-                    "400": error_response("`malformed_json` or `invalid_id`"),
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Cart" } } },
+                             "links": cart_links() },
+                    "400": error_response("`malformed_json`, `invalid_id`, or `invalid_body` (not of the documented shape: unknown field, wrong type, a number no integer)"),
                     "404": error_response("`cart_not_found`"),
                     "409": error_response("`cart_already_ordered`: the cart was checked out"),
                     "413": error_response("`body_too_large`"),
                     "415": error_response("`unsupported_media_type`: the body is not application/json"),
-                    "422": error_response("`invalid_body` (unknown field, wrong type, number out of range), `quantity_out_of_range`, `unknown_product`, `cart_full`"),
+                    "422": error_response("`quantity_out_of_range` (below 1, or the line would hold more than the maximum), `unknown_product`, `cart_full`"),
                     "503": refused()
                 }
             }},
@@ -124,14 +153,17 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Checkout" } } } },
                 "responses": {
                     "201": { "description": "Order written", "headers": write_headers(),
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } } },
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
+                             "links": order_links() },
                     "200": { "description": "The order written earlier under this Idempotency-Key (a replay)",
                              "headers": { "Idempotent-Replayed": { "schema": { "type": "string", "const": "true" } } },
-                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } } },
-                    "400": error_response("`missing_idempotency_key`, `invalid_idempotency_key`, `malformed_json`, `invalid_id`"),
+                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Order" } } },
+                             "links": order_links() },
+                    "400": error_response("`missing_idempotency_key`, `invalid_idempotency_key`, `malformed_json`, `invalid_id`, `invalid_body`"),
                     "409": error_response("`idempotency_key_reused` (the key belongs to another cart) or `cart_already_ordered` (the cart was checked out under another key)"),
                     "413": error_response("`body_too_large`"),
-                    "422": error_response("`invalid_body`, `unknown_cart`, `cart_empty`, `unknown_product`"),
+                    "415": error_response("`unsupported_media_type`: the body is not application/json"),
+                    "422": error_response("`unknown_cart`, `cart_empty`, `unknown_product` (a product of the cart left the catalog)"),
                     "503": refused()
                 }
             }},
@@ -207,7 +239,7 @@ pub fn document() -> Value {
                         "items": { "type": "array", "maxItems": MAX_CART_LINES, "items": { "$ref": "#/components/schemas/CartItem" } } } },
                 "AddItem": { "type": "object", "additionalProperties": false, "required": ["product_id", "quantity"],
                     "description": format!("Bodies are limited to {MAX_BODY_BYTES} bytes. The quantity adds to what the cart holds; a product line holds at most {MAX_LINE_QUANTITY}."),
-                    "properties": { "product_id": { "type": "integer", "minimum": 1 }, "quantity": { "type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY } } },
+                    "properties": { "product_id": product_id_schema(), "quantity": { "type": "integer", "minimum": 1, "maximum": MAX_LINE_QUANTITY } } },
                 "Checkout": { "type": "object", "additionalProperties": false, "required": ["cart_id"],
                     "properties": { "cart_id": uuid_schema() } },
                 "OrderLine": { "type": "object",
