@@ -126,11 +126,13 @@ impl RunReport {
     }
 }
 
-/// Feeds a stack's parameters from its dependencies' outputs and the uploaded artifacts.
+/// Feeds a stack's parameters from its dependencies' outputs, the uploaded artifacts and which stacks are
+/// deployed (`deployed`: ids).
 pub fn resolve_parameters(
     entry: &StackEntry,
     outputs: &OutputsById,
     artifacts: &ArtifactLocations,
+    deployed: &BTreeSet<String>,
 ) -> Result<Vec<(String, String)>, String> {
     entry
         .parameters
@@ -158,10 +160,30 @@ pub fn resolve_parameters(
                         ArtifactPart::Key => loc.key.clone(),
                     }
                 }
+                ParameterSource::StackDeployed { stack } => deployed.contains(stack).to_string(),
             };
             Ok((p.name.clone(), value))
         })
         .collect()
+}
+
+/// The stacks a stack's `StackDeployed` parameters ask about.
+fn referenced_stacks(entry: &StackEntry) -> Vec<&str> {
+    entry
+        .parameters
+        .iter()
+        .filter_map(|p| match &p.source {
+            ParameterSource::StackDeployed { stack } => Some(stack.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether every stack `entry`'s `StackDeployed` parameters ask about is deployed.
+fn references_deployed(entry: &StackEntry, deployed: &BTreeSet<String>) -> bool {
+    referenced_stacks(entry)
+        .iter()
+        .all(|stack| deployed.contains(*stack))
 }
 
 /// The failing event that explains a failed operation: the earliest `*_FAILED` resource event, preferring real
@@ -417,6 +439,45 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         Ok((outputs, missing))
     }
 
+    /// Which stacks named by the `StackDeployed` parameters of `ids` are deployed now. One whose region
+    /// cannot be reached counts as deployed when a consumer was last deployed with `true` for it (its
+    /// recorded parameter): deploying the standby alone with the primary region lost keeps what it had.
+    async fn deployed_references(&self, ids: &[String]) -> Result<BTreeSet<String>, EngineError> {
+        let mut deployed = BTreeSet::new();
+        for id in ids {
+            let consumer = self.entry(id);
+            for p in &consumer.parameters {
+                let ParameterSource::StackDeployed { stack } = &p.source else {
+                    continue;
+                };
+                if deployed.contains(stack) {
+                    continue;
+                }
+                let referenced = self.entry(stack);
+                let answer = self
+                    .api(&referenced.region)?
+                    .describe_stack(&referenced.name)
+                    .await;
+                let is = match answer {
+                    Ok(snapshot) => snapshot.is_some_and(|s| is_deployed(&s.status)),
+                    Err(e) if e.unavailable => self
+                        .api(&consumer.region)?
+                        .describe_stack(&consumer.name)
+                        .await
+                        .map_err(api_error)?
+                        .is_some_and(|s| {
+                            s.parameters.get(&p.name).map(String::as_str) == Some("true")
+                        }),
+                    Err(e) => return Err(api_error(e)),
+                };
+                if is {
+                    deployed.insert(stack.clone());
+                }
+            }
+        }
+        Ok(deployed)
+    }
+
     /// The outputs of the stacks outside `selection` that selected ones depend on. A dependency whose
     /// region cannot be reached (the primary region lost, and the standby is being deployed alone) is read
     /// from what its consumers recorded: the parameter values each selected stack was last deployed with,
@@ -514,6 +575,10 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 missing.join(", ")
             )));
         }
+        let mut deployed = self.deployed_references(&selection.ordered).await?;
+        // Stacks applied while a stack their parameters ask about was not deployed yet: applied again at the
+        // end if it got deployed meanwhile.
+        let mut applied_before_reference: Vec<String> = Vec::new();
         let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
         let mut pending: Vec<String> = selection.ordered.clone();
         let mut running: FuturesUnordered<BoxFuture<'_, Applied>> = FuturesUnordered::new();
@@ -544,7 +609,10 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 });
                 if ready && running.len() < concurrency {
                     let id = pending.remove(i);
-                    let params = resolve_parameters(entry, &outputs, artifacts);
+                    let params = resolve_parameters(entry, &outputs, artifacts, &deployed);
+                    if !references_deployed(entry, &deployed) {
+                        applied_before_reference.push(id.clone());
+                    }
                     let template = match template_urls.get(&id) {
                         Some(url) => TemplateSource::Url(url.clone()),
                         None => TemplateSource::Body(self.synth.template(&id).to_string()),
@@ -566,8 +634,57 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             };
             if outcome.is_success() {
                 outputs.insert(id.clone(), outs);
+                deployed.insert(id.clone());
             }
             self.finish(observer, &mut results, self.entry(&id), outcome, elapsed);
+        }
+        // The second pass: a stack whose parameters said "not deployed" about a stack that is deployed now.
+        for id in applied_before_reference {
+            let entry = self.entry(&id);
+            let first_succeeded = results.get(&id).is_some_and(|r| r.outcome.is_success());
+            if !first_succeeded || !references_deployed(entry, &deployed) {
+                continue;
+            }
+            let params = match resolve_parameters(entry, &outputs, artifacts, &deployed) {
+                Ok(params) => params,
+                Err(reason) => {
+                    self.finish(
+                        observer,
+                        &mut results,
+                        entry,
+                        Outcome::Failed { reason },
+                        Duration::ZERO,
+                    );
+                    continue;
+                }
+            };
+            let template = match template_urls.get(&id) {
+                Some(url) => TemplateSource::Url(url.clone()),
+                None => TemplateSource::Body(self.synth.template(&id).to_string()),
+            };
+            let started = Instant::now();
+            let (second, outs) = self.apply_stack(entry, params, template, observer).await;
+            let first = results[&id].outcome.clone();
+            let outcome = match second {
+                Outcome::Failed { reason } => Outcome::Failed {
+                    reason: format!(
+                        "applied once; the second pass, once {} was deployed, failed: {reason}",
+                        referenced_stacks(entry).join(", ")
+                    ),
+                },
+                second => {
+                    outputs.insert(id.clone(), outs);
+                    // A stack created in this run stays "created"; one that was unchanged at first and
+                    // changed now reports the change.
+                    if first == Outcome::Unchanged {
+                        second
+                    } else {
+                        first
+                    }
+                }
+            };
+            let elapsed = started.elapsed() + Duration::from_millis(results[&id].elapsed_ms);
+            self.finish(observer, &mut results, entry, outcome, elapsed);
         }
         // Anything left could not start (a dependency never finished): say so rather than drop it.
         for id in pending {
@@ -1246,10 +1363,12 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             deps.extend(self.entry(id).depends_on.iter().map(String::as_str));
         }
         let (outputs, _) = self.current_outputs(deps).await?;
+        let deployed = self.deployed_references(&selection.ordered).await?;
         let futures = selection.ordered.iter().map(|id| {
             let entry = self.entry(id);
             let outputs = &outputs;
-            async move { self.diff_stack(entry, outputs, artifacts).await }
+            let deployed = &deployed;
+            async move { self.diff_stack(entry, outputs, artifacts, deployed).await }
         });
         let diffs: Vec<Result<StackDiff, EngineError>> = futures::stream::iter(futures)
             .buffered(self.options.concurrency.max(1))
@@ -1263,6 +1382,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
         entry: &StackEntry,
         outputs: &OutputsById,
         artifacts: &ArtifactLocations,
+        deployed: &BTreeSet<String>,
     ) -> Result<StackDiff, EngineError> {
         let api = self.api(&entry.region)?;
         let existing = api.describe_stack(&entry.name).await.map_err(api_error)?;
@@ -1290,7 +1410,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                 })
                 .collect())
         };
-        let params = match resolve_parameters(entry, outputs, artifacts) {
+        let params = match resolve_parameters(entry, outputs, artifacts, deployed) {
             Ok(p) => p,
             Err(reason) => {
                 let changes = if exists { vec![] } else { all_new()? };

@@ -216,8 +216,17 @@ impl RegionApi for FakeRegion {
             "no change set is created in a lost region"
         );
         self.with(|s| {
-            s.calls
-                .push(format!("create_change_set {} {:?}", r.stack_name, r.kind));
+            let params: Vec<String> = r
+                .parameters
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            s.calls.push(format!(
+                "create_change_set {} {:?} {}",
+                r.stack_name,
+                r.kind,
+                params.join(" ")
+            ));
             let TemplateSource::Body(body) = &r.template else {
                 panic!("fake takes bodies")
             };
@@ -552,10 +561,18 @@ fn template(resources: Value, params: &[&str], outputs: Value) -> String {
 /// A small two-region platform: networks in both regions, storage (standby before primary, as replication
 /// needs), and a stack in the standby region fed by the primary network's output.
 fn platform() -> (Vec<StackEntry>, BTreeMap<String, String>) {
+    let mut storage_standby = stack("storage-standby", "us-west-2", &[], &[], &["BucketArn"]);
+    // Its rule back to the primary's bucket needs that bucket: on only once storage-primary is deployed.
+    storage_standby.parameters.push(StackParameter {
+        name: "ReplicateToPrimary".into(),
+        source: ParameterSource::StackDeployed {
+            stack: "storage-primary".into(),
+        },
+    });
     let stacks = vec![
         stack("networking-primary", "us-east-1", &[], &[], &["VpcId"]),
         stack("networking-standby", "us-west-2", &[], &[], &["VpcId"]),
-        stack("storage-standby", "us-west-2", &[], &[], &["BucketArn"]),
+        storage_standby,
         stack(
             "storage-primary",
             "us-east-1",
@@ -590,7 +607,11 @@ fn platform() -> (Vec<StackEntry>, BTreeMap<String, String>) {
     );
     t.insert(
         "storage-standby".into(),
-        template(json!({"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "shop-standby"}}}), &[], json!({"BucketArn": {"Value": "x"}})),
+        template(
+            json!({"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "shop-standby"}}}),
+            &["ReplicateToPrimary"],
+            json!({"BucketArn": {"Value": "x"}}),
+        ),
     );
     t.insert(
         "storage-primary".into(),
@@ -689,6 +710,60 @@ async fn deploys_in_dependency_order_and_feeds_outputs_across_regions() {
     let pos = |id: &str| finished.iter().position(|x| x == id).unwrap();
     assert!(pos("storage-standby") < pos("storage-primary"));
     assert!(pos("networking-primary") < pos("peering-standby"));
+}
+
+#[tokio::test]
+async fn a_stack_asking_whether_another_is_deployed_is_applied_again_once_it_is() {
+    let (stacks, t) = platform();
+    let s = synth(stacks, t);
+    let apis = regions();
+    let report = deploy_all(&s, &apis, None, &Recorder::new(true))
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), exit::OK, "{report:?}");
+    assert!(
+        matches!(
+            report.get("storage-standby").unwrap().outcome,
+            Outcome::Created { .. }
+        ),
+        "a stack created in this run is reported created: {report:?}"
+    );
+    let west = &apis["us-west-2"];
+    let sent: Vec<Option<String>> = west.with(|st| {
+        st.calls
+            .iter()
+            .filter(|c| c.starts_with("create_change_set shop-dev-storage-standby"))
+            .map(|c| {
+                c.split_whitespace()
+                    .find_map(|w| w.strip_prefix("ReplicateToPrimary="))
+                    .map(str::to_owned)
+            })
+            .collect()
+    });
+    assert_eq!(
+        sent,
+        [Some("false".to_owned()), Some("true".to_owned())],
+        "first without the primary's bucket, then with it"
+    );
+    let params = west.with(|st| st.stacks["shop-dev-storage-standby"].params.clone());
+    assert_eq!(params["ReplicateToPrimary"], "true");
+
+    // Next deploy: the primary's storage exists from the start, one pass, nothing to change.
+    let changes_before = west
+        .calls("create_change_set shop-dev-storage-standby")
+        .len();
+    let report = deploy_all(&s, &apis, None, &Recorder::new(true))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.get("storage-standby").unwrap().outcome,
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        west.calls("create_change_set shop-dev-storage-standby")
+            .len(),
+        changes_before + 1
+    );
 }
 
 #[tokio::test]
@@ -792,6 +867,9 @@ async fn replacing_a_bucket_needs_approval() {
     deploy_all(&s, &apis, None, &Recorder::new(true))
         .await
         .unwrap();
+    let executed_before = apis["us-west-2"]
+        .calls("execute shop-dev-storage-standby")
+        .len();
 
     let mut t2 = t;
     t2.insert(
@@ -816,8 +894,8 @@ async fn replacing_a_bucket_needs_approval() {
         apis["us-west-2"]
             .calls("execute shop-dev-storage-standby")
             .len()
-            == 1,
-        "only the first create ran"
+            == executed_before,
+        "only the first deploy's change sets ran"
     );
     assert!(apis["us-west-2"].with(|st| st.change_sets.is_empty()));
 
@@ -1012,7 +1090,8 @@ async fn diff_shows_additions_and_modifications_and_leaves_nothing_behind() {
     );
     assert!(
         apis.values()
-            .all(|a| a.calls("execute").len() == if a.region == "us-east-1" { 2 } else { 3 }),
+            // us-west-2: its three stacks, storage-standby twice (its second pass once storage-primary existed).
+            .all(|a| a.calls("execute").len() == if a.region == "us-east-1" { 2 } else { 4 }),
         "diff executed something"
     );
 }
@@ -1246,11 +1325,12 @@ async fn outputs_are_recomputed_after_executes_only_when_asked() {
         .await
         .unwrap();
     let reapplied: usize = apis.values().map(|a| a.calls("reapply").len()).sum();
-    assert_eq!(reapplied, 5, "once per executed change set");
+    // Five stacks, storage-standby applied twice (once more when storage-primary existed).
+    assert_eq!(reapplied, 6, "once per executed change set");
     engine
         .deploy(&sel, &ArtifactLocations::new(), &BTreeMap::new(), &obs)
         .await
         .unwrap();
     let reapplied: usize = apis.values().map(|a| a.calls("reapply").len()).sum();
-    assert_eq!(reapplied, 5, "an unchanged stack is not touched");
+    assert_eq!(reapplied, 6, "an unchanged stack is not touched");
 }

@@ -147,8 +147,23 @@ fn a_first_create_that_fails_on_the_database_stack_is_retried_by_the_next_deploy
 
     assert_eq!(env.deploy(&[]), exit::OK);
     for id in stack_ids(&env) {
-        assert_eq!(env.status(&id), "CREATE_COMPLETE", "{id}");
+        // The standby's storage is applied once more when the primary's exists (its replication rule back).
+        let expected = if id == "storage-standby" {
+            "UPDATE_COMPLETE"
+        } else {
+            "CREATE_COMPLETE"
+        };
+        assert_eq!(env.status(&id), expected, "{id}");
     }
+    env.with(|a| {
+        let standby = a
+            .stack("us-west-2", "lifeboat-prod-storage-standby")
+            .unwrap();
+        assert_eq!(
+            standby.params["ReplicateToPrimary"], "true",
+            "the standby's assets replicate back to the primary once its bucket exists"
+        );
+    });
     env.with(|a| {
         assert!(already_exists(a).is_empty(), "{:?}", already_exists(a));
         // The failed stack was deleted and created again in the same run.
@@ -417,8 +432,8 @@ fn an_output_only_change_is_executed_and_read_by_the_dependent_stack() {
         );
         assert_eq!(
             executed(a, "lifeboat-dev-storage-standby"),
-            1,
-            "unchanged stacks are not executed"
+            2,
+            "unchanged stacks are not executed (the two are the first deploy's create and its second pass)"
         );
         let net = a
             .stack("us-east-1", "lifeboat-dev-networking-primary")

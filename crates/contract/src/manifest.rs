@@ -66,6 +66,11 @@ pub enum ParameterSource {
         artifact: String,
         part: ArtifactPart,
     },
+    /// `true` when the stack with id `stack` is deployed, else `false`. It is not a dependency (the two
+    /// stacks may each need the other to exist, like two buckets replicating to each other): when `stack`
+    /// gets deployed later in the same `lifeboat deploy`, the stack holding this parameter is applied once
+    /// more with `true`.
+    StackDeployed { stack: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,12 +11,13 @@
 //! S3 refuses a replication rule whose destination bucket does not exist yet, so the two rules cannot both be
 //! created in one pass: the standby stack is deployed first (it is the primary rule's destination) with its
 //! rule back to the primary switched off by the [`REPLICATE_TO_PRIMARY_PARAMETER`] parameter (default
-//! `false`); once the primary's bucket exists, the deploy sets it to `true` (see docs/synth.md).
+//! `false`); once the primary's bucket exists, the same `lifeboat deploy` applies the standby stack again
+//! with `true` (the parameter is fed as "is storage-primary deployed", see docs/synth.md).
 //!
 //! Bucket names carry the account id (bucket names are global across all AWS accounts).
 
 use lifeboat_cfn::resources::{dynamodb, iam, s3};
-use lifeboat_cfn::{Expr, Parameter, get_att, if_, join, no_value, r, sub};
+use lifeboat_cfn::{Expr, get_att, if_, join, no_value, r, sub};
 use lifeboat_config::{Config, Role};
 use serde_json::{Value, json};
 
@@ -35,7 +36,8 @@ pub const SESSIONS_TTL_ATTRIBUTE: &str = "expires_at";
 pub const NONCURRENT_VERSION_DAYS: u32 = 30;
 /// Template parameter of the standby storage stack that switches its replication rule back to the primary's
 /// bucket on (`true`) or off (`false`, the default, for the first deployment, when that bucket does not exist
-/// yet). Not fed by the manifest: `lifeboat deploy` sets it once `storage-primary` exists.
+/// yet). Fed as "is `storage-primary` deployed": `lifeboat deploy` applies the standby stack again once the
+/// primary's is created.
 pub const REPLICATE_TO_PRIMARY_PARAMETER: &str = "ReplicateToPrimary";
 /// The condition the parameter drives.
 const REPLICATES_TO_PRIMARY: &str = "ReplicatesToPrimary";
@@ -171,13 +173,10 @@ fn replication_to_standby(
 fn replication_to_primary(config: &Config, s: &mut Stack, source_bucket: &str) -> Expr {
     let names = config.names();
     let primary = &config.regions.primary;
-    s.template.parameter(
+    s.stack_deployed(
         REPLICATE_TO_PRIMARY_PARAMETER,
-        Parameter::string(
-            "Replicate the asset bucket back to the primary's (true once the primary's bucket exists; set by lifeboat deploy)",
-        )
-        .with_default("false")
-        .with_pattern("^(true|false)$"),
+        &stack_id(COMPONENT, Role::Primary),
+        "Replicate the asset bucket back to the primary's (true once the primary's bucket exists; set by lifeboat deploy)",
     );
     s.template.condition(
         REPLICATES_TO_PRIMARY,

@@ -82,6 +82,23 @@ impl Stack {
         self.template.parameter(name, parameter)
     }
 
+    /// A `true`/`false` parameter saying whether stack `other` is deployed (see
+    /// [`ParameterSource::StackDeployed`]); `false` is the template's default.
+    pub fn stack_deployed(&mut self, name: &str, other: &str, description: &str) -> Expr {
+        self.parameters.push(StackParameter {
+            name: name.to_string(),
+            source: ParameterSource::StackDeployed {
+                stack: other.to_string(),
+            },
+        });
+        self.template.parameter(
+            name,
+            Parameter::string(description)
+                .with_default("false")
+                .with_pattern("^(true|false)$"),
+        )
+    }
+
     /// A parameter taking the S3 bucket or key of an uploaded code package.
     pub fn artifact(&mut self, name: &str, artifact: &str, part: ArtifactPart) -> Expr {
         let what = match part {

@@ -136,11 +136,7 @@ fn every_parameter_is_fed_by_the_manifest_and_no_exports_exist() {
             .as_object()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default();
-        let mut fed: BTreeSet<String> = entry.parameters.iter().map(|p| p.name.clone()).collect();
-        // The one parameter `lifeboat deploy` sets itself, after storage-primary exists (two-way replication).
-        if entry.id == "storage-standby" {
-            fed.insert(lifeboat_platform::storage::REPLICATE_TO_PRIMARY_PARAMETER.to_string());
-        }
+        let fed: BTreeSet<String> = entry.parameters.iter().map(|p| p.name.clone()).collect();
         assert_eq!(
             declared, fed,
             "{}: template parameters and manifest parameters differ",
@@ -187,7 +183,7 @@ fn every_parameter_is_fed_by_the_manifest_and_no_exports_exist() {
         .flat_map(|e| e.parameters.iter())
         .filter_map(|p| match &p.source {
             ParameterSource::Artifact { artifact, .. } => Some(artifact.clone()),
-            ParameterSource::StackOutput { .. } => None,
+            ParameterSource::StackOutput { .. } | ParameterSource::StackDeployed { .. } => None,
         })
         .collect();
     assert_eq!(

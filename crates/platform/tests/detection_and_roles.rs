@@ -389,14 +389,28 @@ fn assets_replicate_both_ways_with_replica_modification_sync() {
             standby["Conditions"]["ReplicatesToPrimary"],
             json!({"Fn::Equals": [{"Ref": "ReplicateToPrimary"}, "true"]})
         );
+        // Fed as "is storage-primary deployed", which is not a dependency (the primary's stack comes later):
+        // the deploy applies the standby stack again once the primary's exists.
+        let fed = s
+            .manifest
+            .stack("storage-standby")
+            .unwrap()
+            .parameters
+            .iter()
+            .find(|p| p.name == "ReplicateToPrimary")
+            .expect("the manifest feeds ReplicateToPrimary");
+        assert_eq!(
+            fed.source,
+            lifeboat_contract::manifest::ParameterSource::StackDeployed {
+                stack: "storage-primary".into()
+            }
+        );
         assert!(
             !s.manifest
                 .stack("storage-standby")
                 .unwrap()
-                .parameters
-                .iter()
-                .any(|p| p.name == "ReplicateToPrimary"),
-            "the manifest cannot feed it: the primary's stack comes later"
+                .depends_on
+                .contains(&"storage-primary".to_owned())
         );
     }
 }
