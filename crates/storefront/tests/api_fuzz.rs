@@ -119,8 +119,10 @@ async fn every_request_the_document_allows_or_forbids_is_answered_as_documented(
         .arg(&config)
         .arg("run")
         .arg(format!("{base}/openapi.json"))
-        // Fixed seed: the same requests on every run, so a failure reproduces (the output says how).
-        .args(["--seed", "1", "--max-examples", "50", "--workers", "2"])
+        // Fixed seed: the same requests on every run, so a failure reproduces (the output says how). One
+        // worker: with two threads Hypothesis 6's lambda-description cache races and the coverage phase
+        // reports an internal "AST constructor recursion depth mismatch" error now and then.
+        .args(["--seed", "1", "--max-examples", "50", "--workers", "1"])
         .args(["--generation-database", "none", "--no-color"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&reports)
