@@ -245,6 +245,8 @@ fn a_full_cycle_after_a_database_crash_returns_home_without_loss() {
     rt.down_and_check_clean();
 }
 
+/// Seed 78's five cycles are five different moves: a database crash, a switchover killed with SIGKILL after one
+/// of its steps and finished by `lifeboat resume`, a region outage, a storefront kill and a partition.
 #[test]
 fn a_short_seeded_soak_passes_every_cycle() {
     let rt = TestRuntime::up();
@@ -256,7 +258,7 @@ fn a_short_seeded_soak_passes_every_cycle() {
             "--cycles",
             "5",
             "--seed",
-            "3",
+            "78",
             "--load",
             LOAD,
         ],
@@ -265,14 +267,27 @@ fn a_short_seeded_soak_passes_every_cycle() {
         report.unwrap_or_else(|| panic!("no report.json in {}:\n{}", dir.display(), text(&out)));
     assert_cycle_report(&out, &report, &dir);
     assert_eq!(report["soak"]["cycles_completed"], 5, "{report:#}");
-    assert_eq!(report["soak"]["seed"], 3);
-    let moves: u64 = report["soak"]["moves"]
+    assert_eq!(report["soak"]["seed"], 78);
+    let moves: Vec<(String, u64)> = report["soak"]["moves"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m[1].as_u64().unwrap())
-        .sum();
-    assert_eq!(moves, 5);
+        .map(|m| (m[0].as_str().unwrap().to_owned(), m[1].as_u64().unwrap()))
+        .collect();
+    let mut kinds: Vec<&str> = moves.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "db-crash",
+            "partition",
+            "region-outage",
+            "runbook-kill",
+            "storefront-kill"
+        ],
+        "{report:#}"
+    );
+    assert!(moves.iter().all(|(_, n)| *n == 1), "{moves:?}");
     rt.down_and_check_clean();
 }
 
