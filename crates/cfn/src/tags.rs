@@ -80,6 +80,7 @@ pub const TAG_STYLES: &[(&str, TagStyle)] = &[
     ("AWS::SNS::Topic", TagStyle::List("Tags")),
     ("AWS::SNS::TopicPolicy", TagStyle::NotTaggable),
     ("AWS::SQS::Queue", TagStyle::List("Tags")),
+    ("AWS::SQS::QueuePolicy", TagStyle::NotTaggable),
     ("AWS::SSM::Parameter", TagStyle::Map("Tags")),
     ("AWS::StepFunctions::StateMachine", TagStyle::List("Tags")),
 ];

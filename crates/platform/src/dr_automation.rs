@@ -515,13 +515,26 @@ fn endpoint_parameters(config: &Config, s: &mut Stack, albs: &[(Role, Expr)]) {
     }
 }
 
+/// Name of the rule that starts the DR state machine on alarm state changes.
+pub fn alarm_rule_name(config: &Config) -> String {
+    format!("{}-dr-alarms", config.names().prefix())
+}
+
+/// How long EventBridge keeps retrying to start an execution for one alarm change before the event goes to
+/// the failed-events queue. The decision re-reads the alarms, so a late start decides on the present; an
+/// hour covers a Step Functions or IAM hiccup without acting on an alarm change hours old.
+pub const ALARM_EVENT_MAX_AGE_SECONDS: u32 = 3600;
+
 /// The rule that hands the watching alarms' state changes (emitted here, or forwarded from us-east-1) to
-/// this region's DR state machine: each change starts an execution, whose first task decides.
+/// this region's DR state machine: each change starts an execution, whose first task decides. An event
+/// EventBridge could not deliver (StartExecution throttled or refused through every retry) lands in the
+/// failed-events queue, whose alarm tells the operators
+/// (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html), instead of being dropped.
 fn trigger(config: &Config, s: &mut Stack) {
     s.template.add(
         "AlarmRule",
         events::Rule {
-            name: Some(format!("{}-dr-alarms", config.names().prefix()).into()),
+            name: Some(alarm_rule_name(config).into()),
             description: Some(
                 "State changes of the alarms watching either region start the DR automation".into(),
             ),
@@ -530,7 +543,12 @@ fn trigger(config: &Config, s: &mut Stack) {
             targets: Some(Expr::json(json!([{
                 "Id": "dr-state-machine",
                 "Arn": r(crate::dr_state_machine::STATE_MACHINE),
-                "RoleArn": get_att("DrStateMachineStartRole", "Arn")
+                "RoleArn": get_att("DrStateMachineStartRole", "Arn"),
+                "RetryPolicy": {
+                    "MaximumRetryAttempts": 185,
+                    "MaximumEventAgeInSeconds": ALARM_EVENT_MAX_AGE_SECONDS
+                },
+                "DeadLetterConfig": { "Arn": get_att(crate::hardening::FAILED_EVENTS_QUEUE, "Arn") }
             }]))),
         },
     );

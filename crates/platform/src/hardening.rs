@@ -282,6 +282,57 @@ pub fn compute(config: &Config, s: &mut Stack, role: Role) {
     );
 }
 
+/// Logical id of the DR automation stack's failed-events queue: the function's asynchronous failures and the
+/// alarm rule's undeliverable events.
+pub const FAILED_EVENTS_QUEUE: &str = "FailedEventsQueue";
+
+/// Lets EventBridge put the alarm rule's undeliverable events into the failed-events queue: a queue policy for
+/// that one rule (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html#eb-dlq-perms)
+/// and, as the queue is encrypted with the audit key, a key-policy statement for EventBridge limited to the
+/// same rule by `aws:SourceArn`, which EventBridge ("CloudWatch Events") sets for SQS encryption
+/// (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html).
+/// The rule's ARN is spelled out rather than referenced: the key comes before the queue, the queue before
+/// the rule.
+fn alarm_rule_may_dead_letter(config: &Config, s: &mut Stack, queue_arn: &Expr) {
+    let rule_arn = sub(format!(
+        "arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{}",
+        crate::dr_automation::alarm_rule_name(config)
+    ));
+    s.template.add(
+        "FailedEventsQueuePolicy",
+        sqs::QueuePolicy {
+            policy_document: Expr::json(policy_document(vec![json!({
+                "Sid": "AlarmRuleDeadLetters",
+                "Effect": "Allow",
+                "Principal": { "Service": "events.amazonaws.com" },
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": { "ArnEquals": { "aws:SourceArn": rule_arn.clone() } }
+            })])),
+            queues: Expr::list([r(FAILED_EVENTS_QUEUE)]),
+        },
+    );
+    let statement = json!({
+        "Sid": "AlarmRuleDeadLettersEncrypt",
+        "Effect": "Allow",
+        "Principal": { "Service": "events.amazonaws.com" },
+        "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+        "Resource": "*",
+        "Condition": { "ArnEquals": { "aws:SourceArn": rule_arn } }
+    });
+    let key = s
+        .template
+        .resources
+        .get_mut(crate::audit::AUDIT_KEY)
+        .and_then(|k| k.properties.as_object_mut())
+        .and_then(|p| p.get_mut("KeyPolicy"))
+        .and_then(|policy| policy.get_mut("Statement"))
+        .and_then(|statements| statements.as_array_mut());
+    if let Some(statements) = key {
+        statements.push(statement);
+    }
+}
+
 /// DR automation stack: reserved concurrency, the failed-events queue and its alarm, the reports bucket and
 /// the backups.
 pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
@@ -294,7 +345,7 @@ pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
 
     let key = crate::audit::audit_key(config, s);
     s.template.add(
-        "FailedEventsQueue",
+        FAILED_EVENTS_QUEUE,
         sqs::Queue {
             queue_name: Some(names.dr_failed_events_queue().into()),
             kms_master_key_id: Some(key.clone()),
@@ -302,7 +353,8 @@ pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
             message_retention_period: Some(FAILED_EVENTS_RETENTION_SECONDS.into()),
         },
     );
-    let queue_arn = get_att("FailedEventsQueue", "Arn");
+    let queue_arn = get_att(FAILED_EVENTS_QUEUE, "Arn");
+    alarm_rule_may_dead_letter(config, s, &queue_arn);
     // Lambda sends the failure record with the function's execution role; the queue's KMS key needs
     // kms:GenerateDataKey and kms:Decrypt for it:
     // https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
@@ -339,7 +391,7 @@ pub fn dr_automation(config: &Config, s: &mut Stack, role: Role) {
         cloudwatch::Alarm {
             alarm_name: Some(names.alarm(config.region(role), "dr-failed-events").into()),
             alarm_description: Some(
-                "An event sent to the DR automation function on its own (a probe) failed every attempt: read the message in the failed-events queue; the cross-region probe may be blind"
+                "An event failed every attempt: a probe sent to the DR automation function (the cross-region probe may be blind), or an alarm change that could not start the DR state machine (the automation did not act on it). Read the message in the failed-events queue"
                     .into(),
             ),
             namespace: Some("AWS/SQS".into()),

@@ -66,6 +66,10 @@ pub const IAM_WILDCARD_EXCEPTIONS: &[(&str, &str)] = &[
         "KMS key policies: Resource \"*\" in a key policy means the key itself",
     ),
     (
+        "kms:GenerateDataKey",
+        "KMS key policies: Resource \"*\" in a key policy means the key itself",
+    ),
+    (
         "kms:Encrypt",
         "KMS key policies: Resource \"*\" in a key policy means the key itself",
     ),

@@ -647,3 +647,79 @@ fn the_dr_function_keeps_its_environment_journal_and_records() {
     assert_eq!(journal["TableName"], "lifeboat-dev-dr-journal");
     assert_eq!(journal["Replicas"].as_array().unwrap().len(), 2);
 }
+
+/// An alarm change that EventBridge cannot turn into a state machine execution is kept, not dropped: the
+/// rule's target retries for a bounded time, then dead-letters into the failed-events queue (whose alarm
+/// tells the operators), and exactly that rule may write to the queue and use its key.
+#[test]
+fn alarm_events_that_cannot_start_the_automation_are_dead_lettered_not_dropped() {
+    for (label, config) in configs() {
+        let s = synthesize(&config).unwrap();
+        for role in [Role::Primary, Role::Standby] {
+            let stack = format!("dr-automation-{}", role.as_str());
+            let t = json_of(&s, &stack);
+            let resources = &t["Resources"];
+            let rule_name = lifeboat_platform::dr_automation::alarm_rule_name(&config);
+            let rule = &resources["AlarmRule"]["Properties"];
+            assert_eq!(rule["Name"], rule_name.as_str(), "{label} {stack}");
+            let target = &rule["Targets"][0];
+            assert_eq!(
+                target["DeadLetterConfig"]["Arn"],
+                json!({"Fn::GetAtt": ["FailedEventsQueue", "Arn"]}),
+                "{label} {stack}: the target dead-letters into the failed-events queue"
+            );
+            assert_eq!(
+                target["RetryPolicy"]["MaximumEventAgeInSeconds"],
+                lifeboat_platform::dr_automation::ALARM_EVENT_MAX_AGE_SECONDS
+            );
+            assert!(target["RetryPolicy"]["MaximumRetryAttempts"].as_u64() > Some(0));
+
+            let rule_arn = json!({"Fn::Sub": format!(
+                "arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{rule_name}"
+            )});
+            let queue_policy = &resources["FailedEventsQueuePolicy"]["Properties"];
+            assert_eq!(
+                queue_policy["Queues"],
+                json!([{"Ref": "FailedEventsQueue"}])
+            );
+            let statements = queue_policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap();
+            assert_eq!(statements.len(), 1, "{label} {stack}: {statements:?}");
+            assert_eq!(
+                statements[0]["Principal"],
+                json!({"Service": "events.amazonaws.com"})
+            );
+            assert_eq!(statements[0]["Action"], "sqs:SendMessage");
+            assert_eq!(
+                statements[0]["Condition"]["ArnEquals"]["aws:SourceArn"], rule_arn,
+                "{label} {stack}: only the alarm rule may write"
+            );
+
+            // The queue is encrypted with the audit key: EventBridge may use it for that rule only.
+            assert_eq!(
+                resources["FailedEventsQueue"]["Properties"]["KmsMasterKeyId"],
+                json!({"Fn::GetAtt": ["AuditKey", "Arn"]})
+            );
+            let key_statements = resources["AuditKey"]["Properties"]["KeyPolicy"]["Statement"]
+                .as_array()
+                .unwrap();
+            let for_events: Vec<&Value> = key_statements
+                .iter()
+                .filter(|st| {
+                    strings(&st["Principal"]["Service"])
+                        .contains(&"events.amazonaws.com".to_owned())
+                })
+                .collect();
+            assert_eq!(for_events.len(), 1, "{label} {stack}: {key_statements:?}");
+            assert_eq!(
+                for_events[0]["Action"],
+                json!(["kms:GenerateDataKey", "kms:Decrypt"])
+            );
+            assert_eq!(
+                for_events[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+                rule_arn
+            );
+        }
+    }
+}

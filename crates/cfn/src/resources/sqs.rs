@@ -8,3 +8,8 @@ resource!(Queue = "AWS::SQS::Queue" {
     kms_data_key_reuse_period_seconds: Option<Expr>,
     message_retention_period: Option<Expr>,
 });
+
+resource!(QueuePolicy = "AWS::SQS::QueuePolicy" {
+    policy_document: Expr,
+    queues: Expr,
+});
