@@ -312,7 +312,9 @@ impl AwsBackend {
         });
         let role = match params.active_region.as_deref() {
             Some(a) if a == region => RegionRole::Active,
-            Some(a) if self.topology.other_region(region) == Some(a) => RegionRole::Passive,
+            Some(a) if self.topology.region_pair().other_region(region) == Some(a) => {
+                RegionRole::Passive
+            }
             Some(a) => {
                 notes.push(format!(
                     "active-region parameter names {a}, not a region of this environment"
@@ -429,7 +431,7 @@ impl AwsBackend {
     }
 
     async fn observe_assets(&self, region: &str) -> Health {
-        let Some(other) = self.topology.other_region(region) else {
+        let Some(other) = self.topology.region_pair().other_region(region) else {
             return Health::Unknown(format!("{region} is not a region of this environment"));
         };
         let (Some(source_bucket), Some(destination_bucket)) = (

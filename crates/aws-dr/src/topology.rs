@@ -199,15 +199,9 @@ impl Topology {
         self.cluster_ids.get(region).map(String::as_str)
     }
 
-    /// The region of the pair that is not `region`.
-    pub fn other_region(&self, region: &str) -> Option<&str> {
-        if region == self.primary_region {
-            Some(&self.standby_region)
-        } else if region == self.standby_region {
-            Some(&self.primary_region)
-        } else {
-            None
-        }
+    /// The pair of regions.
+    pub fn region_pair(&self) -> lifeboat_contract::RegionPair<'_> {
+        lifeboat_contract::RegionPair::new(&self.primary_region, &self.standby_region)
     }
 }
 
@@ -348,8 +342,8 @@ mod tests {
             t.cluster_id("us-east-1"),
             Some("lifeboat-dev-aurora-us-east-1")
         );
-        assert_eq!(t.other_region("us-west-2"), Some("us-east-1"));
-        assert_eq!(t.other_region("eu-west-1"), None);
+        assert_eq!(t.region_pair().other_region("us-west-2"), Some("us-east-1"));
+        assert_eq!(t.region_pair().other_region("eu-west-1"), None);
     }
 
     #[test]

@@ -8,8 +8,10 @@ pub mod automation;
 pub mod control;
 pub mod exit;
 pub mod manifest;
+pub mod region;
 
 pub use control::ControlState;
 pub use manifest::{
     MANIFEST_FORMAT_VERSION, Manifest, ParameterSource, StackEntry, StackParameter,
 };
+pub use region::RegionPair;

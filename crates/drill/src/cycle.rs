@@ -822,7 +822,7 @@ async fn drive(
             }
         };
         let from = state.active_region.clone();
-        let to = match runtime.other_region(&from) {
+        let to = match runtime.peer_region(&from) {
             Ok(r) => r.name.clone(),
             Err(e) => {
                 failure = Some(e.to_string());
@@ -971,7 +971,7 @@ async fn drive(
         .map(|s| s.active_region.clone())
         .unwrap_or_else(|| home.clone());
     let standby_now = runtime
-        .other_region(&final_active)
+        .peer_region(&final_active)
         .map(|r| r.name.clone())
         .unwrap_or_default();
     let mut replicating = false;

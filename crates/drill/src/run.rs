@@ -177,7 +177,7 @@ pub(crate) async fn prepare(
         .await
         .map_err(|e| DrillError::Unavailable(e.to_string()))?;
     let primary = control.state.active_region.clone();
-    let standby = runtime.other_region(&primary)?.name.clone();
+    let standby = runtime.peer_region(&primary)?.name.clone();
     let epoch_before = control.state.epoch;
     if control.state.fence_raised {
         return Err(DrillError::Unavailable(format!(

@@ -294,8 +294,8 @@ impl Runtime {
                 ))
             })
     }
-    /// The other region of the pair.
-    pub fn other_region(&self, name: &str) -> Result<&RegionInfo> {
+    /// The region of the pair that is not `name`, with what the runtime knows of it.
+    pub fn peer_region(&self, name: &str) -> Result<&RegionInfo> {
         self.region(name)?;
         self.info
             .regions
@@ -855,7 +855,7 @@ impl Runtime {
             }
             None => (self.info.settings.primary_region.clone(), false),
         };
-        let passive = self.other_region(&active)?.name.clone();
+        let passive = self.peer_region(&active)?.name.clone();
         let writer = self.db(&active)?;
         let replica = self.db(&passive)?;
         if fence_up {

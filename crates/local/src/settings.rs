@@ -135,17 +135,6 @@ impl LocalSettings {
         Ok(())
     }
 
-    /// The region that is not `region`, or `None` when `region` is neither.
-    pub fn other_region(&self, region: &str) -> Option<&str> {
-        if region == self.primary_region {
-            Some(&self.standby_region)
-        } else if region == self.standby_region {
-            Some(&self.primary_region)
-        } else {
-            None
-        }
-    }
-
     pub fn ports(&self) -> Ports {
         Ports {
             front_door: self.base_port,

@@ -232,7 +232,7 @@ impl Watch {
                     self.runtime.settings().probe_interval_ms
                 )),
         );
-        let Ok(standby) = self.runtime.other_region(active).map(|r| r.name.clone()) else {
+        let Ok(standby) = self.runtime.peer_region(active).map(|r| r.name.clone()) else {
             return;
         };
         let runtime = self.runtime.clone();

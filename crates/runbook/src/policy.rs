@@ -164,7 +164,7 @@ pub fn decide(event: &AlarmEvent, input: &PolicyInput<'_>) -> Decision {
         }
     };
     let settings = input.settings;
-    let Some(standby) = settings.other_region(input.active_region) else {
+    let Some(standby) = settings.region_pair().other_region(input.active_region) else {
         return Decision::NotifyOnly {
             reason: format!(
                 "active region {} is not one of the configured pair",

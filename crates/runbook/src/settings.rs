@@ -54,19 +54,13 @@ impl Default for DrSettings {
 }
 
 impl DrSettings {
-    /// The region that is not `region` in the pair, or `None` when `region` is not one of the two.
-    pub fn other_region(&self, region: &str) -> Option<&str> {
-        if region == self.primary_region {
-            Some(&self.standby_region)
-        } else if region == self.standby_region {
-            Some(&self.primary_region)
-        } else {
-            None
-        }
+    /// The configured pair of regions.
+    pub fn region_pair(&self) -> lifeboat_contract::RegionPair<'_> {
+        lifeboat_contract::RegionPair::new(&self.primary_region, &self.standby_region)
     }
 
     pub fn is_known_region(&self, region: &str) -> bool {
-        self.other_region(region).is_some()
+        self.region_pair().contains(region)
     }
 
     pub fn switchover_timeout(&self) -> Duration {

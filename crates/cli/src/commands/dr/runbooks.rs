@@ -289,6 +289,7 @@ fn check_region(settings: &lifeboat_runbook::DrSettings, region: &str) -> Result
 
 fn other(settings: &lifeboat_runbook::DrSettings, region: &str) -> Result<String, CliError> {
     settings
+        .region_pair()
         .other_region(region)
         .map(str::to_owned)
         .ok_or_else(|| {

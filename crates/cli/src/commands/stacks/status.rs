@@ -135,6 +135,7 @@ fn dr_readiness(ctx: &Context) -> Result<DrSection, CliError> {
             .unwrap_or_else(|| config.regions.primary.clone());
         let to = target
             .settings
+            .region_pair()
             .other_region(&from)
             .unwrap_or(config.regions.standby.as_str())
             .to_owned();
