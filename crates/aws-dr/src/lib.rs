@@ -12,6 +12,7 @@
 //! - [`control_state`]: creating the DR control parameters once, outside any stack.
 //!
 //! [`AwsEnvironment::connect`] wires all of it for one environment.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
 pub mod clients;

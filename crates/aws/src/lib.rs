@@ -3,6 +3,7 @@
 //! The deploy engine reads a synth output directory (`manifest.json` and templates) and applies it to both
 //! regions through change sets. Its logic ([`graph`], [`changes`], [`engine`], [`assets`]) talks to AWS only
 //! through the [`api::RegionApi`] trait; [`sdk`] implements that trait on aws-sdk-rust.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod assets;

@@ -4,6 +4,7 @@
 //! Resources are typed structs (one per CloudFormation type we use, in [`resources`]); nested property
 //! structures are JSON values that may contain intrinsics ([`Expr`] serializes to CloudFormation JSON).
 //! There are deliberately no exports: stacks pass values through lifeboat's manifest instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod expr;
 pub mod resources;

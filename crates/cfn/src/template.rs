@@ -307,8 +307,14 @@ impl Template {
             lint_ignores: Vec::new(),
             stateful: false,
         };
-        self.resources.insert(id.to_string(), resource);
-        self.resources.get_mut(id).expect("inserted just above")
+        // Replaces a resource of the same id, as `insert` did; the entry hands back the stored one.
+        match self.resources.entry(id.to_string()) {
+            indexmap::map::Entry::Occupied(mut slot) => {
+                slot.insert(resource);
+                slot.into_mut()
+            }
+            indexmap::map::Entry::Vacant(slot) => slot.insert(resource),
+        }
     }
 
     pub fn output(&mut self, id: &str, value: Expr, description: impl Into<String>) {
@@ -531,7 +537,9 @@ enum Reference {
 fn collect_references(value: &Value, at: &str, out: &mut Vec<Reference>) {
     match value {
         Value::Object(map) if map.len() == 1 => {
-            let (key, arg) = map.iter().next().expect("one entry");
+            let Some((key, arg)) = map.iter().next() else {
+                return;
+            };
             match (key.as_str(), arg) {
                 ("Ref", Value::String(target)) => out.push(Reference::Target {
                     at: at.to_string(),

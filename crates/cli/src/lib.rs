@@ -3,6 +3,7 @@
 //! The `lifeboat` binary is [`run`]. [`run_with`] is the same command line for a program that embeds it
 //! (or a test): its own arguments, and [`Overrides`] for what the command line would otherwise build
 //! itself, such as the AWS clients.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 // First: the `out!`/`outln!` macros it defines are used by every module below.
 #[macro_use]

@@ -37,11 +37,6 @@ impl Style {
         self.paint("1;31", text)
     }
 
-    #[allow(dead_code)]
-    pub fn bold(&self, text: &str) -> String {
-        self.paint("1", text)
-    }
-
     pub fn ok(&self, text: &str) -> String {
         self.paint("32", text)
     }

@@ -5,6 +5,7 @@
 //! Every key has a working default, so an empty file (or no file) is a valid configuration. Parsing is
 //! strict: an unknown key, a value of the wrong type or a value outside what AWS accepts is an error that
 //! names the key, the value and what is allowed, before anything is synthesized or deployed.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod default_file;
 pub mod names;

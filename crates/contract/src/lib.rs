@@ -3,6 +3,7 @@
 //! Everything in here is read by something other than the code that writes it: exit codes by shell scripts
 //! and CI, `manifest.json` by the deploy engine (and by users' own tooling). Changing a shape here is a
 //! breaking change and bumps [`MANIFEST_FORMAT_VERSION`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod automation;
 pub mod control;

@@ -5,6 +5,7 @@
 //! automation recover, and then checks the ledger against the surviving primary database. The figures
 //! (lost, duplicates, writes accepted after the fence, detection, RTO, write unavailability) go into
 //! `report.json` and a self-contained `report.html`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cycle;
 pub mod html;

@@ -258,7 +258,10 @@ pub async fn run(options: &DrillOptions, env: &DrillEnv) -> Result<DrillOutcome,
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the drill's phases share these; splitting `drive` into a `Drill` type is the open refactor"
+)]
 async fn drive(
     options: &DrillOptions,
     env: &DrillEnv,
@@ -830,11 +833,10 @@ pub fn runbook_runs(events: &[Event], t0: UnixMs) -> Vec<RunbookRun> {
                 let failed = e.kind == events::KIND_STEP_FAILED;
                 let open = run
                     .steps
-                    .iter_mut()
-                    .rev()
-                    .find(|s| &s.name == step && s.ended_s.is_none());
-                let row = match open {
-                    Some(row) => row,
+                    .iter()
+                    .rposition(|s| &s.name == step && s.ended_s.is_none());
+                let index = match open {
+                    Some(index) => index,
                     None => {
                         run.steps.push(StepTiming {
                             name: step.clone(),
@@ -843,9 +845,10 @@ pub fn runbook_runs(events: &[Event], t0: UnixMs) -> Vec<RunbookRun> {
                             duration_s: None,
                             outcome: String::new(),
                         });
-                        run.steps.last_mut().expect("just pushed")
+                        run.steps.len() - 1
                     }
                 };
+                let row = &mut run.steps[index];
                 row.ended_s = Some(secs(e.at_ms));
                 row.duration_s = Some(secs(e.at_ms) - row.started_s);
                 row.outcome = if failed {
@@ -866,7 +869,10 @@ pub fn runbook_runs(events: &[Event], t0: UnixMs) -> Vec<RunbookRun> {
     }
     for run in &mut runs {
         let has = |name: &str| run.steps.iter().any(|s| s.name == name);
-        run.runbook = if has("reprotect") || has("preflight-failback") {
+        // Reprotect on its own notifies without promoting; a failback promotes before it notifies.
+        run.runbook = if has("reprotect") && has("notify") && !has("promote") {
+            "reprotect"
+        } else if has("reprotect") || has("preflight-failback") {
             "failback"
         } else if has("wait-lease") {
             "failover"

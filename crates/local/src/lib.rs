@@ -9,6 +9,7 @@
 //! Entry points: [`Runtime::up`], [`Runtime::down`], [`Runtime::open_up`] and [`Runtime::status`]; fault
 //! injection for drills on [`Runtime`] (`kill_database`, `kill_region`, `isolate`, `heal`); the event log
 //! ([`events::EventLog`]) with detection and step timings.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod assets;
 pub mod backend;

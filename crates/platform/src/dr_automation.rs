@@ -273,7 +273,6 @@ pub fn build(config: &Config, role: Role) -> Stack {
     s
 }
 
-#[allow(clippy::too_many_arguments)]
 fn role_statements(
     config: &Config,
     role: Role,

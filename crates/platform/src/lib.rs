@@ -13,6 +13,7 @@
 //! | `dr_automation_stack.py`   | [`dr_automation`]     | `dr-automation-primary`, `dr-automation-standby` |
 //! | (new: detection)           | [`detection`]         | `detection-route53` (always in us-east-1)      |
 //! | `tap_stack.py`             | [`platform`]          | wires them; writes the manifest               |
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audit;
 pub mod backup;

@@ -20,6 +20,7 @@
 //! behaviour, resume, the lock lease renewal and the report. It performs no I/O of its own: everything goes
 //! through the traits above. The readiness verdict ([`readiness::assess`]) and the DR automation policy
 //! ([`policy`]) are pure functions.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
 pub mod coordination;

@@ -386,7 +386,9 @@ impl ControlSource for DynamoControl {
                 }
                 None => {}
             }
-            Ok(lifeboat_contract::control::newest(&states).expect("at least one state"))
+            // Not empty (checked above), so there is a newest.
+            lifeboat_contract::control::newest(&states)
+                .ok_or_else(|| ControlError::new(&name, "no control state to decide on"))
         })
     }
     fn describe(&self) -> String {

@@ -4,6 +4,7 @@
 //! Each instance knows its region and accepts writes only while its region is active, the write fence is down
 //! and it holds the current fencing epoch ([`gate`]). The same router serves a local port or, with the `lambda`
 //! feature, ALB events in AWS Lambda.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod app;

@@ -1,4 +1,5 @@
 //! `storefront`: serve the shop API on a port (or to ALB events in Lambda), or apply the schema migrations.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 //! report a failure: [`lifeboat_aws_dr::tasks`]), and by the probe schedule. Reads its environment (see
 //! [`lifeboat_aws_dr::topology::from_env`]). Logs are JSON lines; the answer says what was decided and
 //! done; a task that a retry can cure fails the invocation, so the state machine retries it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use lifeboat_aws_dr::{AwsEnvironment, Connection};

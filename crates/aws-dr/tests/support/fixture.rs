@@ -12,7 +12,10 @@
 //! clients go straight to the emulator, for setting up and for asserting.
 
 // Each test crate that includes this file uses a different part of it.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 #[path = "iam.rs"]
 pub mod iam;

@@ -9,7 +9,10 @@
 //! Action names follow the service authorization reference: the API operation's name, except where
 //! noted in [`action_of`].
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

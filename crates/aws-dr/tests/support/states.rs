@@ -22,7 +22,10 @@
 //!   error (an unhandled error or the function's timeout) is the task's error.
 
 // Each test binary uses a part of the model.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::future::Future;
 use std::pin::Pin;

@@ -44,9 +44,7 @@ macro_rules! resource {
 
         impl Default for $name {
             fn default() -> Self {
-                #[allow(unused_imports)]
-                use crate::resources::DefaultValue;
-                Self { $($field: <$ty>::default_value()),* }
+                Self { $($field: <$ty as crate::resources::DefaultValue>::default_value()),* }
             }
         }
 

@@ -27,7 +27,10 @@
 //!
 //! Operations complete at once: the first DescribeStacks after an operation sees its end state.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,10 @@
 //! the test executable's target directory (`cargo build -p lifeboat-cli -p storefront`, which
 //! `scripts/test` does). They fail with a message saying so when either is missing.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -55,7 +58,9 @@ pub fn require_root() {
 /// Runtimes started by tests run one at a time: two cores cannot hold several two-region runtimes under
 /// load and still give the timings a fair chance. A lock file (held for the test's life) serializes them
 /// across the test processes nextest starts.
-pub struct Serial(#[allow(dead_code)] File);
+pub struct Serial {
+    _lock: File,
+}
 
 pub fn serial() -> Serial {
     let path = std::env::temp_dir().join("lifeboat-drill-tests.lock");
@@ -66,7 +71,7 @@ pub fn serial() -> Serial {
         .open(&path)
         .expect("opening the test lock file");
     file.lock().expect("locking the test lock file");
-    Serial(file)
+    Serial { _lock: file }
 }
 
 /// Four free consecutive ports on 127.0.0.1 (front door, control, database, storefront).

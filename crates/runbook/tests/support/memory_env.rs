@@ -1,6 +1,9 @@
 //! The in-memory environment the engine tests run against: backend, journal, lock and epoch, reports.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::collections::BTreeMap;
 

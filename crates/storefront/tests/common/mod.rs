@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests: a database of its own per test, and an in-process server.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each of which uses part of it"
+)]
 
 use std::sync::Arc;
 
