@@ -613,10 +613,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                     if !references_deployed(entry, &deployed) {
                         applied_before_reference.push(id.clone());
                     }
-                    let template = match template_urls.get(&id) {
-                        Some(url) => TemplateSource::Url(url.clone()),
-                        None => TemplateSource::Body(self.synth.template(&id).to_string()),
-                    };
+                    let template = self.template_source(&id, template_urls);
                     running.push(Box::pin(async move {
                         let started = Instant::now();
                         let (outcome, outs) = match params {
@@ -658,10 +655,7 @@ impl<'a, A: RegionApi> Engine<'a, A> {
                     continue;
                 }
             };
-            let template = match template_urls.get(&id) {
-                Some(url) => TemplateSource::Url(url.clone()),
-                None => TemplateSource::Body(self.synth.template(&id).to_string()),
-            };
+            let template = self.template_source(&id, template_urls);
             let started = Instant::now();
             let (second, outs) = self.apply_stack(entry, params, template, observer).await;
             let first = results[&id].outcome.clone();
@@ -705,6 +699,18 @@ impl<'a, A: RegionApi> Engine<'a, A> {
             .filter_map(|id| results.remove(id))
             .collect();
         Ok(RunReport { stacks })
+    }
+
+    /// The uploaded template of a stack when there is one, else its body.
+    fn template_source(
+        &self,
+        id: &str,
+        template_urls: &BTreeMap<String, String>,
+    ) -> TemplateSource {
+        match template_urls.get(id) {
+            Some(url) => TemplateSource::Url(url.clone()),
+            None => TemplateSource::Body(self.synth.template(id).to_string()),
+        }
     }
 
     fn finish(

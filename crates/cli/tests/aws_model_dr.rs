@@ -71,6 +71,19 @@ impl Env {
         run_with(argv, self.overrides.clone())
     }
 
+    /// `lifeboat failover --to STANDBY --allow-data-loss --yes --target aws`; the exit code.
+    fn fail_over_to_standby(&self) -> i32 {
+        self.lifeboat(&[
+            "failover",
+            "--to",
+            STANDBY,
+            "--allow-data-loss",
+            "--yes",
+            "--target",
+            "aws",
+        ])
+    }
+
     fn dns(&self) -> String {
         self.rt.block_on(self.f.dns_answer())
     }
@@ -209,15 +222,7 @@ fn failover_with_the_primary_region_lost_then_failback_when_it_returns() {
     env.f.model.lose_region(PRIMARY);
 
     assert_eq!(
-        env.lifeboat(&[
-            "failover",
-            "--to",
-            STANDBY,
-            "--allow-data-loss",
-            "--yes",
-            "--target",
-            "aws"
-        ]),
+        env.fail_over_to_standby(),
         exit::OK,
         "lifeboat failover --allow-data-loss with the primary region unreachable"
     );
@@ -283,18 +288,7 @@ fn failover_with_the_primary_region_lost_then_failback_when_it_returns() {
 fn reprotect_on_its_own_rejoins_the_returned_primary_without_moving_the_active_role() {
     let env = Env::new();
     env.f.model.lose_region(PRIMARY);
-    assert_eq!(
-        env.lifeboat(&[
-            "failover",
-            "--to",
-            STANDBY,
-            "--allow-data-loss",
-            "--yes",
-            "--target",
-            "aws"
-        ]),
-        exit::OK
-    );
+    assert_eq!(env.fail_over_to_standby(), exit::OK);
     let epoch_after_failover = env.epoch();
     env.f.model.restore_region(PRIMARY);
 
@@ -520,15 +514,7 @@ fn gray_failure_the_old_primary_stops_acknowledging_writes_within_a_lease_of_the
         r.reachable_from_internet = false;
     });
     assert_eq!(
-        env.lifeboat(&[
-            "failover",
-            "--to",
-            STANDBY,
-            "--allow-data-loss",
-            "--yes",
-            "--target",
-            "aws"
-        ]),
+        env.fail_over_to_standby(),
         exit::OK,
         "lifeboat failover --allow-data-loss in a gray failure of the primary"
     );

@@ -12,22 +12,11 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{BIN, Server, TestDb, migrate};
 use storefront::Client;
-
-const BIN: &str = env!("CARGO_BIN_EXE_storefront");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts the binary on port 0 and returns it with the address it reports in its `listening` log line (no
 /// port is chosen before the server binds it, so none can be taken in between).
@@ -86,16 +75,7 @@ async fn every_request_the_document_allows_or_forbids_is_answered_as_documented(
         r#"{"active_region":"us-east-1","epoch":3,"fence_raised":false,"lease_ms":300000}"#,
     )
     .unwrap();
-    let migrate = Command::new(BIN)
-        .arg("migrate")
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    migrate(&db.url);
     let (_server, address) = start(&db.url, &control);
     let base = format!("http://{address}");
     let client = Client::new(&base).unwrap();

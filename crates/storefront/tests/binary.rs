@@ -3,22 +3,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{BIN, Server, TestDb, migrate};
 use storefront::Client;
-
-const BIN: &str = env!("CARGO_BIN_EXE_storefront");
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -43,16 +32,7 @@ async fn the_binary_serves_a_round_trip_and_obeys_the_fence() {
     let control = dir.path().join("control.json");
     write_control(&control, false);
 
-    let migrate = Command::new(BIN)
-        .arg("migrate")
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    migrate(&db.url);
 
     let port = free_port();
     let child = Command::new(BIN)

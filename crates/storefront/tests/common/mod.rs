@@ -201,3 +201,30 @@ pub async fn expect_error(
     );
     body
 }
+
+/// The `storefront` binary of this crate.
+pub const BIN: &str = env!("CARGO_BIN_EXE_storefront");
+
+/// A `storefront` process, killed when the test ends.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `storefront migrate` against `db_url`; panics with its stderr when it fails.
+pub fn migrate(db_url: &str) {
+    let migrate = std::process::Command::new(BIN)
+        .arg("migrate")
+        .env("DATABASE_URL", db_url)
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+}
